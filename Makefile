@@ -1,0 +1,110 @@
+# shopstream: the one way to install, run and test everything.
+#
+#   make demo   install everything, start the stack, run the live pipeline, print where to look
+#   make test   install what the tests need, start the services they use, run the whole suite
+#
+# Every step is idempotent: stamps skip work that is already done.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+say = @printf '\033[1;34m==>\033[0m %s\n' "$(1)"
+
+# The test suite runs against its own stack (state folder and ports), so it never disturbs
+# a running demo and a demo never leaks into test results.
+TEST_ENV := SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test \
+	SHOPSTREAM_PG_PORT=55442 \
+	SHOPSTREAM_KAFKA_PORT=19092 \
+	SHOPSTREAM_KAFKA_CONTROLLER_PORT=19093 \
+	SHOPSTREAM_CONNECT_PORT=18083
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# --- install --------------------------------------------------------------------------------
+
+.PHONY: install
+install: system python jars ## Install everything: system packages, Python venv, JVM jars
+
+.PHONY: system
+system: ## PostgreSQL 15, Java 17 and Maven from Debian's packages (only what is missing)
+	$(call say,checking system packages (PostgreSQL 15, Java 17, Maven))
+	@missing=""; \
+	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15 postgresql-client-15"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "all present"; fi
+
+.PHONY: python
+python: $(VENV)/.installed ## The Python virtualenv with shopstream and its pinned dependencies
+
+$(VENV)/.installed: pyproject.toml
+	$(call say,creating the Python environment in $(VENV))
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(call say,installing Python dependencies (pyspark, delta-spark, dbt, great-expectations, ...))
+	@$(BIN)/pip install --progress-bar off -e ".[dev]" | grep -E '^(Successfully|ERROR)' || true
+	@$(BIN)/python -c "import pyspark, delta, confluent_kafka, psycopg, dbt.version, fastapi, great_expectations; print('python deps ok: pyspark', pyspark.__version__)"
+	@touch $@
+
+.PHONY: jars
+jars: jvm/lib/.resolved ## JVM jars (Kafka, Connect, Debezium, Spark Kafka source, Delta) via Maven
+
+jvm/lib/.resolved: jvm/pom.xml jvm/kafka/pom.xml jvm/debezium/pom.xml jvm/spark/pom.xml
+	$(call say,resolving JVM jars from Maven Central into jvm/lib)
+	@rm -rf jvm/lib
+	@mvn -B -ntp -q -f jvm/pom.xml package
+	@for d in kafka plugins/debezium-postgres spark; do \
+	  printf '  %-28s %3s jars\n' "jvm/lib/$$d" "$$(ls jvm/lib/$$d/*.jar | wc -l)"; done
+	@touch $@
+
+# --- run ------------------------------------------------------------------------------------
+
+.PHONY: up
+up: install ## Start PostgreSQL, Kafka and Connect (idempotent)
+	@$(BIN)/shopstream up
+
+.PHONY: down
+down: ## Stop the local stack (data is kept)
+	@$(BIN)/shopstream down
+
+.PHONY: demo
+demo: install ## Install, start the stack and the live pipeline, print where to look
+	$(call say,starting the local stack)
+	@$(BIN)/shopstream up
+	$(call say,applying the Debezium connectors)
+	@$(BIN)/shopstream connectors apply
+	$(call say,starting a gentle live workload in the background)
+	@$(BIN)/shopstream demo start
+	@$(BIN)/shopstream demo info
+
+# --- quality --------------------------------------------------------------------------------
+
+.PHONY: lint
+lint: python ## ruff and mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+.PHONY: test
+test: install ## Install, start the test stack, run the whole suite
+	$(call say,starting the test stack (state in .state-test))
+	@$(TEST_ENV) $(BIN)/shopstream up
+	$(call say,running the test suite)
+	@set +e; $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+.PHONY: clean
+clean: ## Remove the virtualenv and resolved jars (state is kept; see `shopstream reset`)
+	rm -rf $(VENV) jvm/lib

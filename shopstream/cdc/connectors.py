@@ -1,0 +1,205 @@
+"""Debezium connectors as data: the JSON in ``connectors/``, applied through Connect's REST API.
+
+Each file holds ``{"name": ..., "config": {...}}``, exactly what Kafka Connect takes.
+Secrets are ``${env:...}`` or ``${file:...}`` references that the worker's config providers
+resolve; a file with a secret in clear is refused before it reaches Connect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from shopstream.errors import ShopstreamError
+from shopstream.settings import PROJECT_ROOT, Settings
+
+CONNECTORS_DIR = PROJECT_ROOT / "connectors"
+_SECRET_KEY = re.compile(r"(password|secret|credential|token|sasl\.jaas)", re.IGNORECASE)
+_PROVIDER_REF = re.compile(r"^\$\{[a-z]+:[^}]+\}$")
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    name: str
+    config: dict[str, str]
+    path: Path
+
+
+def load_connectors(folder: Path = CONNECTORS_DIR) -> list[ConnectorSpec]:
+    """Read and validate every ``*.json`` connector definition in ``folder``."""
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise ShopstreamError(f"no connector definitions (*.json) in {folder}")
+    specs = []
+    for path in files:
+        try:
+            doc = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ShopstreamError(f"{path}: not valid JSON: {exc}") from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
+            raise ShopstreamError(f"{path}: expected an object with a string 'name'")
+        config = doc.get("config")
+        if not isinstance(config, dict) or "connector.class" not in config:
+            raise ShopstreamError(f"{path}: 'config' must be an object with 'connector.class'")
+        for key, value in config.items():
+            if not isinstance(value, str):
+                raise ShopstreamError(f"{path}: config value of {key!r} must be a string")
+            if _SECRET_KEY.search(key) and not _PROVIDER_REF.match(value):
+                raise ShopstreamError(
+                    f"{path}: {key!r} holds a secret in clear; use a config provider "
+                    "reference such as ${env:SHOPSTREAM_PG_PASSWORD}"
+                )
+        specs.append(ConnectorSpec(doc["name"], dict(config), path))
+    return specs
+
+
+class ConnectClient:
+    """The handful of Kafka Connect REST calls shopstream needs."""
+
+    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ShopstreamError(
+                f"Kafka Connect is not reachable at {self.url} ({exc.__class__.__name__}); "
+                "is the stack up? (`shopstream up`)"
+            ) from exc
+
+    @staticmethod
+    def _error(response: httpx.Response, what: str) -> ShopstreamError:
+        try:
+            detail = response.json().get("message", response.text)
+        except ValueError:
+            detail = response.text
+        return ShopstreamError(f"{what} failed ({response.status_code}): {detail}")
+
+    def names(self) -> list[str]:
+        response = self._call("GET", "/connectors")
+        if response.status_code != 200:
+            raise self._error(response, "listing connectors")
+        return list(response.json())
+
+    def config(self, name: str) -> dict[str, str] | None:
+        response = self._call("GET", f"/connectors/{name}/config")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response, f"reading connector {name}")
+        return dict(response.json())
+
+    def put_config(self, name: str, config: dict[str, str]) -> None:
+        response = self._call("PUT", f"/connectors/{name}/config", json=config)
+        if response.status_code not in (200, 201):
+            raise self._error(response, f"applying connector {name}")
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        response = self._call("GET", f"/connectors/{name}/status")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response, f"reading status of {name}")
+        return dict(response.json())
+
+    def delete(self, name: str) -> bool:
+        response = self._call("DELETE", f"/connectors/{name}")
+        if response.status_code == 404:
+            return False
+        if response.status_code not in (200, 204):
+            raise self._error(response, f"deleting connector {name}")
+        return True
+
+    def wait_running(self, name: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Wait until the connector and all its tasks run; fail with the task's trace."""
+        deadline = time.monotonic() + timeout_s
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            last = self.status(name)
+            if last:
+                states = [last["connector"]["state"]] + [t["state"] for t in last["tasks"]]
+                failed = [t for t in last["tasks"] if t["state"] == "FAILED"]
+                if last["connector"]["state"] == "FAILED" or failed:
+                    trace = (failed[0] if failed else last["connector"]).get("trace", "")
+                    first = trace.strip().splitlines()[:3]
+                    raise ShopstreamError(f"connector {name} FAILED: {' | '.join(first)}")
+                if last["tasks"] and all(s == "RUNNING" for s in states):
+                    return last
+            time.sleep(0.5)
+        raise ShopstreamError(f"connector {name} not RUNNING after {timeout_s:.0f}s: {last}")
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def apply_connectors(
+    settings: Settings,
+    report: Callable[[str], None],
+    folder: Path = CONNECTORS_DIR,
+    wait_s: float = 90.0,
+) -> dict[str, str]:
+    """Create or update every connector; returns name -> created/updated/unchanged."""
+    specs = load_connectors(folder)
+    client = ConnectClient(settings.connect_rest_url)
+    outcome: dict[str, str] = {}
+    try:
+        for spec in specs:
+            current = client.config(spec.name)
+            desired = {**spec.config, "name": spec.name}
+            if current is None:
+                outcome[spec.name] = "created"
+            elif current == desired:
+                outcome[spec.name] = "unchanged"
+            else:
+                outcome[spec.name] = "updated"
+            if outcome[spec.name] != "unchanged":
+                client.put_config(spec.name, spec.config)
+            report(f"{spec.name}: {outcome[spec.name]} ({spec.path.name})")
+            client.wait_running(spec.name, timeout_s=wait_s)
+            report(f"{spec.name}: RUNNING")
+    finally:
+        client.close()
+    return outcome
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    slot_name: str
+    active: bool
+    retained_wal_bytes: int
+    wal_status: str
+    safe_wal_size_bytes: int | None
+
+
+def replication_slots(settings: Settings) -> list[SlotStatus]:
+    """Logical slots with the WAL each one pins, from PostgreSQL itself."""
+    try:
+        with psycopg.connect(settings.pg_conninfo, connect_timeout=3) as conn:
+            rows = conn.execute(
+                """
+                select slot_name,
+                       active,
+                       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint,
+                       coalesce(wal_status, 'unknown'),
+                       safe_wal_size
+                from pg_replication_slots
+                where slot_type = 'logical'
+                order by slot_name
+                """
+            ).fetchall()
+    except psycopg.OperationalError as exc:
+        raise ShopstreamError(
+            f"PostgreSQL is not reachable at {settings.pg_host}:{settings.pg_port}: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from exc
+    return [SlotStatus(r[0], bool(r[1]), int(r[2]), str(r[3]), r[4]) for r in rows]

@@ -1,0 +1,1 @@
+"""CLI subcommands, one module per group; `shopstream.cli` mounts them."""

@@ -1,0 +1,87 @@
+"""`shopstream connectors apply | status | delete`: Debezium in Kafka Connect."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopstream.cdc.connectors import (
+    CONNECTORS_DIR,
+    ConnectClient,
+    apply_connectors,
+    load_connectors,
+    replication_slots,
+)
+from shopstream.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="Debezium connectors in Kafka Connect.")
+console = Console(highlight=False)
+
+
+def _say(line: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
+
+
+@app.command("apply")
+def apply(
+    wait: float = typer.Option(90.0, help="Seconds to wait for each connector to run."),
+) -> None:
+    """Create or update every connector in connectors/ (idempotent) and wait until RUNNING."""
+    apply_connectors(get_settings(), report=_say, wait_s=wait)
+
+
+@app.command("status")
+def status() -> None:
+    """Show each connector's and task's state, and the WAL each replication slot retains."""
+    settings = get_settings()
+    client = ConnectClient(settings.connect_rest_url)
+    table = Table(title=f"connectors at {settings.connect_rest_url}")
+    for col in ("connector", "state", "tasks", "worker"):
+        table.add_column(col)
+    healthy = True
+    try:
+        for spec in load_connectors(CONNECTORS_DIR):
+            st = client.status(spec.name)
+            if st is None:
+                table.add_row(spec.name, "[red]not applied[/]", "-", "-")
+                healthy = False
+                continue
+            tasks = ", ".join(f"{t['id']}:{t['state']}" for t in st["tasks"]) or "none"
+            state = st["connector"]["state"]
+            healthy &= state == "RUNNING" and all(t["state"] == "RUNNING" for t in st["tasks"])
+            table.add_row(spec.name, state, tasks, st["connector"].get("worker_id", "-"))
+    finally:
+        client.close()
+    console.print(table)
+
+    slots = Table(title="replication slots")
+    for col in ("slot", "active", "retained WAL", "wal_status", "safe before invalidation"):
+        slots.add_column(col)
+    for slot in replication_slots(settings):
+        slots.add_row(
+            slot.slot_name,
+            "yes" if slot.active else "[yellow]no[/]",
+            _mb(slot.retained_wal_bytes),
+            slot.wal_status,
+            _mb(slot.safe_wal_size_bytes) if slot.safe_wal_size_bytes is not None else "-",
+        )
+    console.print(slots)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command("delete")
+def delete(name: str = typer.Argument(..., help="Connector name.")) -> None:
+    """Delete a connector from Connect (its replication slot stays in PostgreSQL)."""
+    client = ConnectClient(get_settings().connect_rest_url)
+    try:
+        _say(f"{name}: {'deleted' if client.delete(name) else 'not found'}")
+    finally:
+        client.close()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"

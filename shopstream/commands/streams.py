@@ -1,0 +1,48 @@
+"""`shopstream streams run | list`: the Structured Streaming pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import typer
+from py4j.protocol import Py4JError
+from rich.console import Console
+
+from shopstream.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="The streaming medallion: Kafka -> Delta.")
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _say(line: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
+
+
+@app.command("run")
+def run(
+    only: list[str] = typer.Option(None, "--only", help="Run just this query (repeatable)."),
+    progress_every: float = typer.Option(30.0, help="Seconds between progress lines."),
+) -> None:
+    """Start every streaming query (or --only some) in one Spark driver until SIGTERM/SIGINT."""
+    from streams import runner
+    from streams.session import build_spark
+
+    settings = get_settings()
+    runner.select(only)  # fail on a typo before paying for a Spark start
+    _say(f"starting Spark ({settings.spark_master}); lake at {settings.lake_path}")
+    spark = build_spark(settings, app_name="shopstream-streams")
+    try:
+        runner.run(spark, settings, only=only, report=_say, progress_every_s=progress_every)
+    finally:
+        with contextlib.suppress(Py4JError, ConnectionError):
+            spark.stop()
+
+
+@app.command("list")
+def list_queries() -> None:
+    """List the streaming queries by name."""
+    from streams import runner
+
+    for name in runner.query_factories():
+        typer.echo(name)

@@ -1,0 +1,143 @@
+"""Typed settings for the shopstream platform: where every service runs and how big it is.
+
+One `Settings` object, read from the environment (prefix ``SHOPSTREAM_``) and an optional
+``.env`` file. The ``local`` profile (the default) works with no configuration at all: the
+embedded stack on 127.0.0.1 with its state under ``.state/``. The ``prod`` profile refuses
+to start without real secrets.
+
+The same keys configure the scale-out deployment in ``docker-compose.yml``; a test keeps the
+two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository root; the package is installed editable from it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Values that must never reach production.
+_PLACEHOLDER_SECRETS = frozenset({"", "shopstream", "changeme", "password", "secret"})
+
+
+class Settings(BaseSettings):
+    """Everything a shopstream process needs to find and size the platform."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPSTREAM_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: Literal["local", "prod"] = "local"
+
+    # Local state: data directories, logs, pid files, checkpoints, the lake.
+    state_dir: Path = PROJECT_ROOT / ".state"
+    jvm_lib_dir: Path = PROJECT_ROOT / "jvm" / "lib"
+    java_bin: str = "java"
+
+    # PostgreSQL: the shop's operational database.
+    pg_host: str = "127.0.0.1"
+    pg_port: int = Field(default=55432, ge=1, le=65535)
+    pg_database: str = "shop"
+    pg_user: str = "shopstream"
+    pg_password: SecretStr = SecretStr("shopstream")
+    #: Folder with initdb/pg_ctl/postgres; found under /usr/lib/postgresql when unset.
+    pg_bin_dir: Path | None = None
+    pg_shared_buffers: str = "256MB"
+    pg_max_replication_slots: int = Field(default=10, ge=1)
+    pg_max_wal_senders: int = Field(default=10, ge=1)
+    #: Caps the WAL an abandoned slot can pin; past it the slot is invalidated, not the disk.
+    pg_max_slot_wal_keep_size: str = "4GB"
+
+    # Kafka, single node in KRaft mode (combined broker and controller) when local.
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_heap: str = "512m"
+    #: Set to point at an external cluster; derived from host and port when empty.
+    kafka_bootstrap_servers: str = ""
+
+    # Kafka Connect (distributed worker) with the Debezium PostgreSQL plugin.
+    connect_host: str = "127.0.0.1"
+    connect_port: int = Field(default=8083, ge=1, le=65535)
+    connect_heap: str = "768m"
+    #: Set to use an external Connect cluster; derived from host and port when empty.
+    connect_url: str = ""
+
+    # Spark and the lake.
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
+    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    #: Local folder or s3a:// URL; `<state_dir>/lake` when empty.
+    lake_root: str = ""
+    s3_endpoint: str = ""
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
+    #: Micro-batch trigger interval of every streaming query.
+    streams_trigger_s: float = Field(default=2.0, gt=0)
+    #: Upper bound of Kafka records one micro-batch reads (per query), so a replay from the
+    #: earliest offsets proceeds in bounded steps instead of one enormous batch.
+    streams_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
+    #: Low-stock alerts open when days of cover fall below this horizon.
+    low_stock_horizon_days: float = Field(default=7.0, gt=0)
+
+    # How long `up` waits for each service to become healthy.
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+    @model_validator(mode="after")
+    def _prod_needs_real_secrets(self) -> Settings:
+        if self.env == "prod":
+            if self.pg_password.get_secret_value() in _PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "SHOPSTREAM_PG_PASSWORD must be set to a real secret when SHOPSTREAM_ENV=prod"
+                )
+            if self.lake_root.startswith("s3a://") and not self.s3_secret_key.get_secret_value():
+                raise ValueError("SHOPSTREAM_S3_SECRET_KEY is required for an s3a:// lake in prod")
+        return self
+
+    # Derived locations -------------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def connect_rest_url(self) -> str:
+        return (self.connect_url or f"http://{self.connect_host}:{self.connect_port}").rstrip("/")
+
+    @property
+    def lake_path(self) -> str:
+        return self.lake_root or str(self.state_dir / "lake")
+
+    @property
+    def pg_conninfo(self) -> str:
+        """libpq connection string for psycopg."""
+        return (
+            f"host={self.pg_host} port={self.pg_port} dbname={self.pg_database} "
+            f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
+        )
+
+    @property
+    def pg_jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` to re-read."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Structured Streaming jobs: Kafka → bronze → silver → gold Delta tables."""

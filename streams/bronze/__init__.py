@@ -1,0 +1,1 @@
+"""Bronze: the raw log in Delta, one append-only table per Kafka topic."""

@@ -1,0 +1,154 @@
+"""The lake: where each table and checkpoint lives, and the table definitions in ``delta/``.
+
+Tables are addressed by path, never through a metastore: the streaming driver and the dbt
+batch (which owns the embedded Derby metastore) must never compete for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pyspark.sql import SparkSession
+from pyspark.sql.types import (
+    BinaryType,
+    BooleanType,
+    DataType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructType,
+    TimestampType,
+)
+
+from shopstream.errors import ShopstreamError
+from shopstream.settings import PROJECT_ROOT, Settings
+
+DEFINITIONS_DIR = PROJECT_ROOT / "delta"
+LAYERS = ("bronze", "silver", "gold")
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """One Delta table as declared in ``delta/<layer>.yml``."""
+
+    layer: str
+    name: str
+    description: str
+    columns: tuple[str, ...]
+    partitioned_by: tuple[str, ...] = ()
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    @property
+    def ddl(self) -> str:
+        return ", ".join(self.columns)
+
+    def column_types(self) -> dict[str, DataType]:
+        """Column name -> Spark type, for the simple types silver and gold use (no session)."""
+        types: dict[str, DataType] = {}
+        for column in self.columns:
+            name, ddl_type = column.split()[0], column.split()[1]
+            types[name] = _simple_type(ddl_type)
+        return types
+
+    def schema(self) -> StructType:
+        """The declared schema as a Spark StructType (needs an active session)."""
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            raise RuntimeError("TableDef.schema() needs an active Spark session")
+        return spark.createDataFrame([], self.ddl).schema
+
+
+_SIMPLE_TYPES: dict[str, DataType] = {
+    "BIGINT": LongType(),
+    "INT": IntegerType(),
+    "STRING": StringType(),
+    "BOOLEAN": BooleanType(),
+    "TIMESTAMP": TimestampType(),
+    "DATE": DateType(),
+    "DOUBLE": DoubleType(),
+    "BINARY": BinaryType(),
+}
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$", re.IGNORECASE)
+
+
+def _simple_type(ddl_type: str) -> DataType:
+    if match := _DECIMAL.match(ddl_type):
+        return DecimalType(int(match.group(1)), int(match.group(2)))
+    try:
+        return _SIMPLE_TYPES[ddl_type.upper()]
+    except KeyError:
+        raise ValueError(f"unsupported column type {ddl_type!r}") from None
+
+
+def _load_layer(path: Path, layer: str) -> dict[str, TableDef]:
+    doc = yaml.safe_load(path.read_text()) or {}
+    defaults = doc.get("defaults", {}) or {}
+    default_props = {str(k): str(v) for k, v in (defaults.get("properties") or {}).items()}
+    tables: dict[str, TableDef] = {}
+    for name, spec in (doc.get("tables") or {}).items():
+        props = default_props | {str(k): str(v) for k, v in (spec.get("properties") or {}).items()}
+        tables[name] = TableDef(
+            layer=layer,
+            name=name,
+            description=str(spec.get("description", "")).strip(),
+            columns=tuple(spec["columns"]),
+            partitioned_by=tuple(spec.get("partitioned_by") or ()),
+            properties=props,
+        )
+    return tables
+
+
+@cache
+def definitions(folder: Path = DEFINITIONS_DIR) -> dict[str, TableDef]:
+    """Every declared table, by qualified name (``silver.orders``)."""
+    found: dict[str, TableDef] = {}
+    for layer in LAYERS:
+        path = folder / f"{layer}.yml"
+        if path.exists():
+            for table in _load_layer(path, layer).values():
+                found[table.qualified_name] = table
+    return found
+
+
+def table_def(qualified_name: str) -> TableDef:
+    try:
+        return definitions()[qualified_name]
+    except KeyError:
+        raise ShopstreamError(
+            f"unknown table {qualified_name!r}; known: {', '.join(sorted(definitions()))}"
+        ) from None
+
+
+def table_path(settings: Settings, qualified_name: str) -> str:
+    layer, name = qualified_name.split(".", 1)
+    return f"{settings.lake_path.rstrip('/')}/{layer}/{name}"
+
+
+def checkpoint_path(settings: Settings, query_name: str) -> str:
+    return f"{settings.lake_path.rstrip('/')}/_checkpoints/{query_name}"
+
+
+def ensure_table(spark: SparkSession, settings: Settings, qualified_name: str) -> str:
+    """Create the Delta table at its path if it does not exist yet; returns the path."""
+    table = table_def(qualified_name)
+    path = table_path(settings, qualified_name)
+    partition = (
+        f" PARTITIONED BY ({', '.join(table.partitioned_by)})" if table.partitioned_by else ""
+    )
+    props = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(table.properties.items()))
+    tblprops = f" TBLPROPERTIES ({props})" if props else ""
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS delta.`{path}` ({table.ddl}) USING DELTA{partition}{tblprops}"
+    )
+    return path

@@ -1,0 +1,1 @@
+"""Silver: clean, typed current state from CDC, SCD2 history, the parsed clickstream, quarantine."""

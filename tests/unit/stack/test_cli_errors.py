@@ -1,0 +1,119 @@
+"""Bad situations get one clear line and a non-zero exit from the real CLI, never a traceback.
+
+These run the installed `shopstream` command in a subprocess with its own state folder and
+free ports, so they never touch a running stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shopstream.settings import PROJECT_ROOT
+
+SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def isolated_env() -> Iterator[dict[str, str]]:
+    # Under the project (not /tmp, which is private to root): PostgreSQL runs as its own
+    # OS user and must be able to reach its data directory.
+    state = PROJECT_ROOT / ".state-test" / f"cli-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPSTREAM_")} | {
+        "SHOPSTREAM_STATE_DIR": str(state),
+        "SHOPSTREAM_PG_PORT": str(_free_port()),
+        "SHOPSTREAM_KAFKA_PORT": str(_free_port()),
+        "SHOPSTREAM_KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "SHOPSTREAM_CONNECT_PORT": str(_free_port()),
+        "SHOPSTREAM_START_TIMEOUT_S": "60",
+    }
+    yield env
+    subprocess.run([SHOPSTREAM, "down"], env=env, capture_output=True, check=False)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SHOPSTREAM, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def _assert_one_clean_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "error:" in result.stderr
+    return result.stderr
+
+
+def test_port_taken_names_port_and_holder(isolated_env: dict[str, str]) -> None:
+    port = int(isolated_env["SHOPSTREAM_PG_PORT"])
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        err = _assert_one_clean_error(_run(["up"], isolated_env))
+    assert f"port {port}" in err
+    assert f"pid {os.getpid()}" in err
+    assert "SHOPSTREAM_PG_PORT" in err
+    # Nothing was started: the check runs before any service.
+    assert not (Path(isolated_env["SHOPSTREAM_STATE_DIR"]) / "run" / "postgres.pid").exists()
+
+
+def test_java_missing(isolated_env: dict[str, str]) -> None:
+    env = isolated_env | {"SHOPSTREAM_JAVA_BIN": "/nonexistent/java"}
+    err = _assert_one_clean_error(_run(["up"], env))
+    assert "Java not found" in err
+    assert "SHOPSTREAM_JAVA_BIN" in err
+
+
+def test_postgres_missing(isolated_env: dict[str, str], tmp_path: Path) -> None:
+    env = isolated_env | {"SHOPSTREAM_PG_BIN_DIR": str(tmp_path / "no-postgres-here")}
+    err = _assert_one_clean_error(_run(["up"], env))
+    assert "PostgreSQL 15 server binaries not found" in err
+    assert "make postgres" in err
+
+
+def test_service_dying_at_start_shows_its_log(isolated_env: dict[str, str]) -> None:
+    # A heap this small makes the JVM refuse to start: Kafka dies right after launch.
+    env = isolated_env | {"SHOPSTREAM_KAFKA_HEAP": "1k"}
+    err = _assert_one_clean_error(_run(["up", "--no-migrate"], env))
+    assert "kafka exited while starting" in err
+    assert "kafka.log" in err
+    assert "heap" in err.lower()  # the JVM's own complaint, from the log's tail
+
+
+def test_reset_needs_confirmation(isolated_env: dict[str, str]) -> None:
+    result = _run(["reset"], isolated_env)
+    assert result.returncode == 2
+    assert "--yes" in _assert_one_clean_error(result)
+
+
+def test_bad_setting_is_one_line(isolated_env: dict[str, str]) -> None:
+    err = _assert_one_clean_error(_run(["status"], isolated_env | {"SHOPSTREAM_PG_PORT": "abc"}))
+    assert "SHOPSTREAM_PG_PORT" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_prod_refuses_placeholder_password(isolated_env: dict[str, str]) -> None:
+    err = _assert_one_clean_error(_run(["status"], isolated_env | {"SHOPSTREAM_ENV": "prod"}))
+    assert "SHOPSTREAM_PG_PASSWORD" in err
+
+
+def test_status_of_stopped_stack_exits_nonzero(isolated_env: dict[str, str]) -> None:
+    result = _run(["status", "--json"], isolated_env)
+    assert result.returncode == 1
+    assert '"healthy": false' in result.stdout
