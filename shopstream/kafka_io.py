@@ -72,13 +72,19 @@ def read_from(
     new record; gives up at ``timeout_s`` and returns what it has.
     """
     consumer = _consumer(bootstrap_servers)
+    deadline = time.monotonic() + timeout_s
     try:
-        meta = consumer.list_topics(topic, timeout=10)
-        partitions = sorted(meta.topics[topic].partitions)
+        # A topic that a connector creates on its first record may not exist yet.
+        partitions: list[int] = []
+        while not partitions and time.monotonic() < deadline:
+            meta = consumer.list_topics(topic, timeout=10)
+            found = meta.topics.get(topic)
+            partitions = sorted(found.partitions) if found and not found.error else []
+            if not partitions:
+                time.sleep(0.5)
         start = start or {}
         consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in partitions])
         records: list[Record] = []
-        deadline = time.monotonic() + timeout_s
         last_seen = time.monotonic()
         while time.monotonic() < deadline:
             batch = consumer.consume(num_messages=5000, timeout=0.5)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from psycopg import sql
 
 from shopstream.errors import ShopstreamError
 from shopstream.settings import PROJECT_ROOT, Settings
@@ -166,7 +167,13 @@ def apply_connectors(
                 client.put_config(spec.name, spec.config)
             report(f"{spec.name}: {outcome[spec.name]} ({spec.path.name})")
             client.wait_running(spec.name, timeout_s=wait_s)
-            report(f"{spec.name}: RUNNING")
+            slot = spec.config.get("slot.name")
+            if slot:
+                # RUNNING precedes the task opening its slot; capture starts at the slot.
+                wait_slot_active(settings, slot, timeout_s=wait_s)
+                report(f"{spec.name}: RUNNING, capturing through slot {slot}")
+            else:
+                report(f"{spec.name}: RUNNING")
     finally:
         client.close()
     return outcome
@@ -203,3 +210,55 @@ def replication_slots(settings: Settings) -> list[SlotStatus]:
             f"{str(exc).strip().splitlines()[0]}"
         ) from exc
     return [SlotStatus(r[0], bool(r[1]), int(r[2]), str(r[3]), r[4]) for r in rows]
+
+
+def wait_slot_active(settings: Settings, slot: str, timeout_s: float = 60.0) -> None:
+    """Wait until a connector is streaming from its replication slot."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(settings.pg_conninfo, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "select active from pg_replication_slots where slot_name = %s", (slot,)
+            ).fetchone()
+            if row and row[0]:
+                return
+            if time.monotonic() > deadline:
+                raise ShopstreamError(
+                    f"replication slot {slot} is not active after {timeout_s:.0f}s; "
+                    "see `shopstream connectors status` and the Connect log"
+                )
+            time.sleep(0.3)
+
+
+def drop_slot(
+    settings: Settings, slot: str, publication: str | None = None, timeout_s: float = 30.0
+) -> bool:
+    """Drop a logical slot once its connector has let go of it (and its publication).
+
+    A deleted connector leaves its slot behind, and an abandoned slot pins WAL until
+    ``max_slot_wal_keep_size`` invalidates it. Returns False if the slot did not exist.
+    """
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(settings.pg_conninfo, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "select active from pg_replication_slots where slot_name = %s", (slot,)
+            ).fetchone()
+            if row is None:
+                dropped = False
+                break
+            if not row[0]:
+                conn.execute("select pg_drop_replication_slot(%s)", (slot,))
+                dropped = True
+                break
+            if time.monotonic() > deadline:
+                raise ShopstreamError(
+                    f"replication slot {slot} is still in use after {timeout_s:.0f}s; "
+                    "stop its connector first"
+                )
+            time.sleep(0.5)
+        if publication:
+            conn.execute(
+                sql.SQL("drop publication if exists {}").format(sql.Identifier(publication))
+            )
+    return dropped

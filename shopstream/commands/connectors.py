@@ -12,6 +12,7 @@ from shopstream.cdc.connectors import (
     CONNECTORS_DIR,
     ConnectClient,
     apply_connectors,
+    drop_slot,
     load_connectors,
     replication_slots,
 )
@@ -74,13 +75,26 @@ def status() -> None:
 
 
 @app.command("delete")
-def delete(name: str = typer.Argument(..., help="Connector name.")) -> None:
-    """Delete a connector from Connect (its replication slot stays in PostgreSQL)."""
-    client = ConnectClient(get_settings().connect_rest_url)
+def delete(
+    name: str = typer.Argument(..., help="Connector name."),
+    drop_slot_too: bool = typer.Option(
+        False, "--drop-slot", help="Also drop its replication slot and publication."
+    ),
+) -> None:
+    """Delete a connector from Connect; its slot stays (pinning WAL) unless --drop-slot."""
+    settings = get_settings()
+    client = ConnectClient(settings.connect_rest_url)
     try:
+        config = client.config(name) or {}
         _say(f"{name}: {'deleted' if client.delete(name) else 'not found'}")
     finally:
         client.close()
+    slot = config.get("slot.name")
+    if drop_slot_too and slot:
+        dropped = drop_slot(settings, slot, config.get("publication.name"))
+        _say(f"slot {slot}: {'dropped' if dropped else 'did not exist'}")
+    elif slot:
+        _say(f"slot {slot} kept: it pins WAL until dropped (`--drop-slot`)")
 
 
 def _mb(n: int) -> str:

@@ -86,6 +86,8 @@ def register(root: typer.Typer) -> None:
         with _ProgressView(options) as view:
             result = run(settings, options, on_progress=view.update)
         print_summary(result, options)
+        if result.interrupted:
+            raise typer.Exit(130)
 
 
 class _ProgressView:
@@ -102,13 +104,15 @@ class _ProgressView:
             console=console,
             transient=False,
         )
+        # Orders when a count was asked for, else the simulated window (a backfill's days, or
+        # the live --duration, where simulated time is the wall clock).
         if options.orders is not None:
             self.unit, total = "orders", float(options.orders)
         elif options.is_backfill:
             assert options.backfill_days is not None
             self.unit, total = "sim", options.backfill_days * 86_400.0
         else:
-            self.unit, total = "wall", options.effective_duration_s or 1.0
+            self.unit, total = "sim", options.effective_duration_s or 1.0
         label = "backfill" if options.is_backfill else "live"
         self.task: TaskID = self.progress.add_task(label, total=total, detail="starting")
 
@@ -122,10 +126,10 @@ class _ProgressView:
     def update(self, r: GenerateResult) -> None:
         if self.unit == "orders":
             done = float(r.orders)
-        elif self.unit == "sim" and r.sim_now and r.sim_start:
+        elif r.sim_now and r.sim_start:
             done = (r.sim_now - r.sim_start).total_seconds()
         else:
-            done = r.elapsed_s
+            done = 0.0
         detail = f"{r.orders:,} orders  {r.achieved_rate:,.0f}/s"
         if self.options.clickstream:
             detail += f"  {r.click_events:,} clicks"
@@ -172,5 +176,7 @@ def print_summary(r: GenerateResult, options: GenerateOptions) -> None:
     for what, count in rows:
         table.add_row(what, count)
     console.print(table)
+    for warning in r.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     if r.interrupted:
         console.print("[yellow]interrupted[/]: the counts are what was committed before Ctrl-C")

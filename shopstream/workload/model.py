@@ -597,10 +597,3 @@ def state_from_catalogue(catalogue: Catalogue) -> ShopState:
         stock=stock,
         customers=[(i, c.region) for i, c in enumerate(customers, start=1)],
     )
-
-
-def expected_orders(
-    mean_rate: float, start_s: float, end_s: float, curve: DailyCurve = SHOP_CURVE
-) -> float:
-    """How many orders a Poisson run is expected to place between two instants."""
-    return mean_rate * curve.integral(start_s, end_s)

@@ -40,6 +40,7 @@ from shopstream.workload.ops import (
 )
 from shopstream.workload.sampling import fixed_count_arrivals, poisson_count
 from shopstream.workload.store import (
+    DEFAULT_SEED,
     GENERATOR_LOCK,
     BootstrapResult,
     DbIds,
@@ -49,7 +50,6 @@ from shopstream.workload.store import (
     seed_reference_data,
 )
 
-DEFAULT_SEED = 42
 DEFAULT_LIVE_RATE = 10.0
 DEFAULT_DURATION_S = 60.0
 #: Mean orders per simulated second in a backfill without --orders (about 4,300 a day).
@@ -160,6 +160,8 @@ class GenerateResult:
     sim_now: datetime | None = None
     bootstrap: BootstrapResult | None = None
     interrupted: bool = False
+    #: Things the user should know about the run (printed, not fatal).
+    warnings: list[str] = field(default_factory=list)
     #: Every committed op, in commit order (only when asked for: it grows with the run).
     ops: list[Op] | None = None
 
@@ -210,7 +212,6 @@ class _Clicks:
     rng: random.Random
     sessions_per_order: float
     signed_in_share: float
-    sent: int = field(default=0)
 
     def after_commit(self, ops: list[Op], model: ShopModel) -> None:
         from shopstream.clickstream.simulate import PlacedOrder
@@ -237,7 +238,6 @@ class _Clicks:
                 records.extend(self.simulator.browsing(at, customer))
         if records:
             self.producer.send(records)
-            self.sent += len(records)
 
 
 def run(
@@ -258,18 +258,21 @@ def run(
     with connect(settings, autocommit=True) as conn:
         _check_schema(conn, settings)
         _take_generator_lock(conn, settings)
-        now_s = clock.now()
         result.bootstrap = seed_reference_data(
-            conn, build_catalogue(options.seed, config), now=_dt(now_s)
+            conn, build_catalogue(options.seed, config), now=_dt(clock.now())
         )
         state = load_state(conn)
 
+        # After the setup, so a --duration window is all generation.
+        now_s = clock.now()
+        started = clock.monotonic()
         rate = options.effective_rate
         order_times = None
         max_orders = None
         if options.is_backfill:
             assert options.backfill_days is not None
             start_s, end_s = now_s - options.backfill_days * DAY_S, now_s
+            _warn_if_history_exists(conn, start_s, result)
             if options.orders is not None:
                 arrivals_rng = random.Random(f"{options.seed}:backfill-arrivals")
                 order_times = fixed_count_arrivals(
@@ -295,10 +298,16 @@ def run(
 
         clicks = _open_clicks(settings, options, config, state) if options.clickstream else None
         try:
-            _loop(conn, settings, model, options, result, clicks, clock, end_s, on_progress)
-        finally:
+            _loop(
+                conn, settings, model, options, result, clicks, clock, end_s, started, on_progress
+            )
+        except BaseException:
+            # Already failing: do not wait on Kafka, and let the original error show.
             if clicks is not None:
-                _close_clicks(clicks, result)
+                clicks.producer.close()
+            raise
+        if clicks is not None:
+            _close_clicks(clicks, result)
         result.lost_orders = model.counters.lost_orders
         result.stockouts = model.counters.stockouts
         if on_progress is not None:
@@ -315,9 +324,9 @@ def _loop(
     clicks: _Clicks | None,
     clock: Clock,
     end_s: float,
+    started: float,
     on_progress: ProgressFn | None,
 ) -> None:
-    started = clock.monotonic()
     failures = 0
     try:
         while True:
@@ -373,6 +382,20 @@ def _finished(model: ShopModel, end_s: float) -> bool:
         return True
     next_at = model.next_event_at()
     return model.now >= end_s and (next_at is None or next_at > end_s)
+
+
+def _warn_if_history_exists(
+    conn: psycopg.Connection[Any], start_s: float, result: GenerateResult
+) -> None:
+    row = conn.execute("select max(placed_at) from shop.orders").fetchone()
+    latest = row[0] if row else None
+    if latest is not None and latest.timestamp() > start_s:
+        # Change streams are ordered by log position, timestamps by simulated time: writing
+        # older history after newer rows makes the two disagree (e.g. for SCD2 valid_from).
+        result.warnings.append(
+            f"the shop already has orders up to {latest:%Y-%m-%d %H:%M} UTC, inside the "
+            "backfill window; backfill a fresh shop for a history in log order"
+        )
 
 
 def _check_schema(conn: psycopg.Connection[Any], settings: Settings) -> None:

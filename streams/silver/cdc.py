@@ -153,8 +153,9 @@ def _first_failure(table: CdcTable) -> tuple[Column, Column]:
             bad = raw.isNotNull() & F.col(name).isNull() & (raw != TOAST_PLACEHOLDER)
             checks.append((bad, "bad_type", F.concat(F.lit(f"{name}="), raw)))
     not_delete = F.col("e.op") != "d"
-    for rule, condition in table.rules:
-        checks.append((not_delete & ~F.coalesce(condition(), F.lit(True)), rule, F.lit(rule)))
+    for rule_name, condition in table.rules:
+        holds = F.coalesce(condition(), F.lit(True))
+        checks.append((not_delete & ~holds, rule_name, F.lit(rule_name)))
 
     rule: Column = F.lit(None).cast("string")
     detail: Column = F.lit(None).cast("string")
@@ -298,7 +299,7 @@ def merge_current(spark: SparkSession, path: str, rows: DataFrame, table: CdcTab
     target = DeltaTable.forPath(spark, path)
     columns = [f.name for f in rows.schema.fields]
     # TOAST: never write Debezium's placeholder over a real value.
-    update = {
+    update: dict[str, str | Column] = {
         c: (
             f"CASE WHEN s.`{c}` = '{TOAST_PLACEHOLDER}' THEN t.`{c}` ELSE s.`{c}` END"
             if isinstance(rows.schema[c].dataType, T.StringType)

@@ -7,22 +7,27 @@ exercises exactly the path the shop connector takes without depending on the sho
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from decimal import Decimal
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from deltalake import DeltaTable
 
-from shopstream.cdc.connectors import ConnectClient
+from shopstream.cdc.connectors import ConnectClient, drop_slot, wait_slot_active
+from shopstream.kafka_io import Record, read_from
 from shopstream.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-PROBE_CONNECTOR = "stack-probe"
-PROBE_TOPIC = "probe.stack_probe.probe"
+# Unique per run: Connect remembers a deleted connector's offsets by name, and those would
+# point into a slot this test drops when it is done.
+_RUN = uuid.uuid4().hex[:8]
+PROBE_CONNECTOR = f"stack-probe-{_RUN}"
+PROBE_PREFIX = f"probe{_RUN}"
+PROBE_SLOT, PROBE_PUBLICATION = f"probe_{_RUN}", f"probe_pub_{_RUN}"
+PROBE_TOPIC = f"{PROBE_PREFIX}.stack_probe.probe"
 
 
 def _probe_config() -> dict[str, str]:
@@ -34,12 +39,12 @@ def _probe_config() -> dict[str, str]:
         "database.dbname": "${env:SHOPSTREAM_PG_DATABASE}",
         "database.user": "${env:SHOPSTREAM_PG_USER}",
         "database.password": "${env:SHOPSTREAM_PG_PASSWORD}",
-        "topic.prefix": "probe",
+        "topic.prefix": PROBE_PREFIX,
         "table.include.list": "stack_probe.probe",
         "plugin.name": "pgoutput",
-        "publication.name": "stack_probe_pub",
+        "publication.name": PROBE_PUBLICATION,
         "publication.autocreate.mode": "filtered",
-        "slot.name": "stack_probe_slot",
+        "slot.name": PROBE_SLOT,
         "snapshot.mode": "no_data",
         "decimal.handling.mode": "string",
         "tombstones.on.delete": "false",
@@ -64,35 +69,30 @@ def probe_connector(stack: Settings):
     client = ConnectClient(stack.connect_rest_url)
     client.put_config(PROBE_CONNECTOR, _probe_config())
     client.wait_running(PROBE_CONNECTOR, timeout_s=90)
+    wait_slot_active(stack, PROBE_SLOT)
     yield stack
     client.delete(PROBE_CONNECTOR)
     client.close()
+    drop_slot(stack, PROBE_SLOT, PROBE_PUBLICATION)
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    topics = [t for t in admin.list_topics(timeout=10).topics if PROBE_PREFIX in t]
+    for fut in admin.delete_topics(topics).values():
+        fut.result()
 
 
-def _consume_until(bootstrap: str, topic: str, want: set[str], timeout_s: float = 60):
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
+def _consume_until(bootstrap: str, topic: str, want: set[str]) -> dict[str, dict]:
+    """The change events of the probe rows in ``want``, by probe id."""
+
+    def probe_events(records: list[Record]) -> dict[str, dict]:
+        events = (json.loads(r.value) for r in records if r.value is not None)
+        return {
+            e["after"]["probe_id"]: e
+            for e in events
+            if (e.get("after") or {}).get("probe_id") in want
         }
-    )
-    consumer.subscribe([topic])
-    found: dict[str, dict] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not want <= found.keys():
-            msg = consumer.poll(1.0)
-            if msg is None or msg.error() or msg.value() is None:
-                continue
-            event = json.loads(msg.value())
-            after = event.get("after") or {}
-            if after.get("probe_id") in want:
-                found[after["probe_id"]] = event
-    finally:
-        consumer.close()
-    return found
+
+    records = read_from(bootstrap, topic, until=lambda rs: want <= probe_events(rs).keys())
+    return probe_events(records)
 
 
 def test_insert_arrives_as_debezium_change_event(probe_connector: Settings) -> None:

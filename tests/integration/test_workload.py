@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,7 +37,7 @@ from shopstream.workload.ops import (
     PriceChanged,
     StockReplenished,
 )
-from shopstream.workload.runner import Clock, GenerateOptions, run
+from shopstream.workload.runner import Clock, GenerateOptions, GenerateResult, run
 from shopstream.workload.store import bootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -246,10 +246,10 @@ def test_backfill_writes_consistent_history(shop: Settings, db: psycopg.Connecti
     ):
         items[order_id].append((product_id, warehouse_id, quantity, unit_price))
     assert set(items) == new_ids
-    for order_id, op in placed.items():
+    for order_id, order in placed.items():
         assert 1 <= len(items[order_id]) <= 5
         assert sorted(items[order_id]) == sorted(
-            (ln.product_id, ln.warehouse_id, ln.quantity, ln.unit_price) for ln in op.lines
+            (ln.product_id, ln.warehouse_id, ln.quantity, ln.unit_price) for ln in order.lines
         )
     mismatched = _scalar(
         db,
@@ -370,39 +370,89 @@ def _dump(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.fixture
-def two_fresh_databases(stack: Settings) -> Iterator[tuple[Settings, Settings]]:
-    names = [f"shopstream_det_{uuid.uuid4().hex[:8]}_{side}" for side in "ab"]
+def fresh_databases(stack: Settings) -> Iterator[Callable[[], Settings]]:
+    """Makes empty, migrated databases in the stack's cluster; drops them afterwards."""
     admin = stack.model_copy(update={"pg_database": "postgres"})
+    names: list[str] = []
+
+    def make() -> Settings:
+        name = f"shopstream_test_{uuid.uuid4().hex[:10]}"
+        with _connect(admin) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        names.append(name)
+        settings = stack.model_copy(update={"pg_database": name})
+        assert migrate(settings)  # a fresh database gets every migration
+        return settings
+
+    yield make
     with _connect(admin) as conn:
         for name in names:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield tuple(stack.model_copy(update={"pg_database": n}) for n in names)  # type: ignore[misc]
-    finally:
-        with _connect(admin) as conn:
-            for name in names:
-                conn.execute(
-                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-                )
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
 
 
 def test_same_seed_on_fresh_databases_gives_identical_shops(
-    two_fresh_databases: tuple[Settings, Settings],
+    fresh_databases: Callable[[], Settings],
 ) -> None:
     pinned = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC).timestamp()
     options = GenerateOptions(seed=7, backfill_days=2, orders=600, clickstream=False)
-    results = []
-    for settings in two_fresh_databases:
-        assert migrate(settings)  # a fresh database gets every migration
-        results.append(
-            run(settings, options, config=BUSY, clock=Clock(now=lambda: pinned), record_ops=True)
-        )
-    a, b = (_dump(s) for s in two_fresh_databases)
+    databases = [fresh_databases(), fresh_databases()]
+    results = [
+        run(settings, options, config=BUSY, clock=Clock(now=lambda: pinned), record_ops=True)
+        for settings in databases
+    ]
+    a, b = (_dump(s) for s in databases)
     assert results[0].ops == results[1].ops
     assert len(a["orders"]) == 600
     assert a == b
     # And it is a real history, not an empty shop.
     assert results[0].erasures > 0 and results[0].cancellations > 0
+    assert results[0].warnings == []
+    # A second backfill would write older history after newer rows: the user is warned.
+    again = run(
+        databases[0],
+        GenerateOptions(seed=8, backfill_days=1, orders=10, clickstream=False),
+        clock=Clock(now=lambda: pinned),
+    )
+    assert again.orders == 10
+    assert len(again.warnings) == 1 and "inside the backfill window" in again.warnings[0]
+
+
+def test_generator_survives_changes_behind_its_back(
+    fresh_databases: Callable[[], Settings],
+) -> None:
+    """A stock-take zeroes every shelf mid-run: the next batch would drive stock negative, the
+    CHECK rejects it, and the generator reloads the shop and carries on."""
+    settings = fresh_databases()
+    zeroed = False
+
+    def stock_take(progress: GenerateResult) -> None:
+        nonlocal zeroed
+        if progress.batches >= 1 and not zeroed:
+            with _connect(settings) as other:
+                other.execute("update shop.inventory set on_hand = 0")
+            zeroed = True
+
+    result = run(
+        settings,
+        GenerateOptions(seed=9, orders=300, rate=3000, clickstream=False),
+        config=WorkloadConfig(restock_lead_orders=20),
+        on_progress=stock_take,
+    )
+    assert zeroed
+    assert result.resyncs >= 1
+    assert result.orders == 300
+    assert result.lost_orders > 0  # shelves were empty until the restocks came
+    with _connect(settings) as conn:
+        assert _scalar(conn, "select count(*) from shop.orders") == 300
+        assert _scalar(conn, "select min(on_hand) from shop.inventory") >= 0
+        mismatched = _scalar(
+            conn,
+            "select count(*) from shop.orders o where total_amount <> (select sum(quantity *"
+            " unit_price) from shop.order_items i where i.order_id = o.order_id)",
+        )
+        assert mismatched == 0
 
 
 def _end_offsets(bootstrap_servers: str) -> dict[int, int]:
@@ -437,10 +487,13 @@ def _read_from(bootstrap_servers: str, start: dict[int, int]) -> list[bytes]:
             msg = consumer.poll(1.0)
             if msg is None or msg.error():
                 continue
-            if not any(k == BAD_KIND_HEADER for k, _ in msg.headers() or []):
-                values.append(msg.value())
-            if msg.offset() + 1 >= end[msg.partition()]:
-                remaining.discard(msg.partition())
+            partition, offset, value = msg.partition(), msg.offset(), msg.value()
+            assert partition is not None and offset is not None and value is not None
+            headers = msg.headers() or []
+            if not any(h[0] == BAD_KIND_HEADER for h in headers):
+                values.append(value)
+            if offset + 1 >= end[partition]:
+                remaining.discard(partition)
         assert not remaining, "did not read the clickstream up to its end offsets"
     finally:
         consumer.close()

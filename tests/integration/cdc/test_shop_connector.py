@@ -21,7 +21,12 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from shopstream.cdc.connectors import ConnectClient, apply_connectors, load_connectors
+from shopstream.cdc.connectors import (
+    ConnectClient,
+    apply_connectors,
+    drop_slot,
+    load_connectors,
+)
 from shopstream.kafka_io import Record, end_offsets, read_from
 from shopstream.settings import Settings
 from shopstream.stack import Stack
@@ -87,19 +92,7 @@ def private_connector(shop: Settings) -> Iterator[tuple[str, str]]:
     yield name, prefix
     client.delete(name)
     client.close()
-    deadline = time.monotonic() + 30
-    with psycopg.connect(shop.pg_conninfo, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            active = conn.execute(
-                "select active from pg_replication_slots where slot_name = %s", (slot,)
-            ).fetchone()
-            if active is None:
-                break
-            if not active[0]:
-                conn.execute("select pg_drop_replication_slot(%s)", (slot,))
-                break
-            time.sleep(0.5)
-        conn.execute(f'drop publication if exists "{publication}"')
+    assert drop_slot(shop, slot, publication), f"slot {slot} was never created"
     admin = AdminClient({"bootstrap.servers": shop.bootstrap_servers})
     topics = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
     if topics:
@@ -127,7 +120,7 @@ def test_snapshot_then_live_changes(shop: Settings, private_connector: tuple[str
             reads = {_key(e, table) for e in _events(records) if e["op"] == "r"}
             return reads >= expected[table]
 
-        events = _events(read_from(shop.bootstrap_servers, topic, until=covered, timeout_s=120))
+        events = _events(read_from(shop.bootstrap_servers, topic, until=covered, timeout_s=300))
         reads = [_key(e, table) for e in events if e["op"] == "r"]
         assert set(reads) == expected[table], f"snapshot of {table} is incomplete"
         assert len(reads) == len(expected[table]), f"snapshot of {table} has duplicates"

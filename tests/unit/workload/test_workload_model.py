@@ -237,7 +237,8 @@ def test_empty_home_warehouse_ships_from_another() -> None:
     ops = model.advance(T0 + 60)
     eu_west_orders = [
         op for op in ops
-        if isinstance(op, OrderPlaced) and model.customer_region.get(op.customer_id) == "eu-west"
+        if isinstance(op, OrderPlaced) and op.customer_id is not None
+        and model.customer_region.get(op.customer_id) == "eu-west"
     ]  # fmt: skip
     assert eu_west_orders
     assert all(line.warehouse_id != home["eu-west"] for op in eu_west_orders for line in op.lines)
