@@ -64,6 +64,7 @@ def info() -> None:
   Workload        {workload}   log: {s.logs_dir / "generator.log"}
   State and logs  {s.state_dir}
 
+  The CLI lives in the project's virtualenv:  source .venv/bin/activate  (or .venv/bin/shopstream)
   Stop everything:   shopstream down      (data is kept; `shopstream reset --yes` deletes it)
 """
     )

@@ -13,6 +13,7 @@ from rich.table import Table
 from shopstream.errors import ShopstreamError
 from shopstream.settings import get_settings
 from shopstream.stack import Stack
+from shopstream.stack.jobs import all_jobs
 from shopstream.stack.service import ServiceStatus
 
 # Wide enough for the status table when stdout is a file or a CI log, not a terminal.
@@ -104,6 +105,10 @@ def _print_status(stack: Stack, statuses: list[ServiceStatus] | None = None) -> 
             str(s.log),
         )
     console.print(table)
+    jobs = all_jobs(stack.postgres.settings)
+    for job in jobs:
+        state = f"running, pid {job.pid}" if job.running() else "[red]stopped[/]"
+        console.print(f"job {job.name}: {state}   log: {job.logfile}")
 
 
 def register(root: typer.Typer) -> None:
