@@ -387,6 +387,37 @@ def run(spark: SparkSession, settings: Settings, table: CdcTable) -> StreamingQu
     )
 
 
+def run_all(spark: SparkSession, settings: Settings, tables: list[CdcTable]) -> StreamingQuery:
+    """Every CDC table in one query (``silver.cdc``): one Kafka read per batch, then each
+    table's quarantine, history and MERGE in turn. Each table's writes are idempotent on their
+    own, so the group is exactly once table by table."""
+    for table in tables:
+        for qualified in (table.qualified_name, "silver.quarantine") + (
+            (f"{table.qualified_name}_history",) if table.has_history else ()
+        ):
+            lake.ensure_table(spark, settings, qualified)
+    by_topic = {table.topic: table for table in tables}
+
+    def batch(records: DataFrame, batch_id: int) -> None:
+        records = records.persist()
+        try:
+            present = [r.topic for r in records.select("topic").distinct().collect()]
+            for topic in sorted(present, key=list(by_topic).index):
+                subset = records.where(F.col("topic") == topic)
+                process_batch(records.sparkSession, settings, by_topic[topic], subset, batch_id)
+        finally:
+            records.unpersist()
+
+    return (
+        kafka_stream(spark, settings, *by_topic)
+        .writeStream.queryName("silver.cdc")
+        .foreachBatch(batch)
+        .option("checkpointLocation", lake.checkpoint_path(settings, "silver.cdc"))
+        .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
+        .start()
+    )
+
+
 def all_of(*conditions: Callable[[], Column]) -> Callable[[], Column]:
     """Combine rule conditions lazily (Columns need an active session)."""
     return lambda: reduce(lambda a, b: a & b, (c() for c in conditions))

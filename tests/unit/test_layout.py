@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import delta
-
 from shopstream.settings import PROJECT_ROOT, Settings
 
 TOP_LEVEL = ("streams", "connectors", "delta", "dbt", "quality", "alerts", "api", "tests")
