@@ -212,15 +212,20 @@ def replication_slots(settings: Settings) -> list[SlotStatus]:
     return [SlotStatus(r[0], bool(r[1]), int(r[2]), str(r[3]), r[4]) for r in rows]
 
 
+def _slot_active(conn: psycopg.Connection[tuple[Any, ...]], slot: str) -> bool | None:
+    """True/False for a slot in use or idle; None when there is no such slot."""
+    row = conn.execute(
+        "select active from pg_replication_slots where slot_name = %s", (slot,)
+    ).fetchone()
+    return None if row is None else bool(row[0])
+
+
 def wait_slot_active(settings: Settings, slot: str, timeout_s: float = 60.0) -> None:
     """Wait until a connector is streaming from its replication slot."""
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(settings.pg_conninfo, autocommit=True) as conn:
         while True:
-            row = conn.execute(
-                "select active from pg_replication_slots where slot_name = %s", (slot,)
-            ).fetchone()
-            if row and row[0]:
+            if _slot_active(conn, slot):
                 return
             if time.monotonic() > deadline:
                 raise ShopstreamError(
@@ -241,13 +246,11 @@ def drop_slot(
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(settings.pg_conninfo, autocommit=True) as conn:
         while True:
-            row = conn.execute(
-                "select active from pg_replication_slots where slot_name = %s", (slot,)
-            ).fetchone()
-            if row is None:
+            active = _slot_active(conn, slot)
+            if active is None:
                 dropped = False
                 break
-            if not row[0]:
+            if not active:
                 conn.execute("select pg_drop_replication_slot(%s)", (slot,))
                 dropped = True
                 break

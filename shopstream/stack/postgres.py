@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def find_pg_bin(configured: Path | None) -> Path:
 
 class Postgres(Service):
     name = "postgres"
-    stop_signal = 2  # SIGINT: PostgreSQL's "fast" shutdown, rolls back and checkpoints
+    stop_signal = signal.SIGINT  # PostgreSQL's "fast" shutdown: rolls back, checkpoints
 
     @property
     def host(self) -> str:

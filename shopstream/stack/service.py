@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ class Service(ABC):
         self.pidfile.unlink(missing_ok=True)
         return True
 
-    stop_signal: int = 15  # SIGTERM: the JVMs run their shutdown hooks
+    stop_signal: int = signal.SIGTERM  # the JVMs run their shutdown hooks
 
     def status(self) -> ServiceStatus:
         pid = self.pid

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -416,11 +415,6 @@ def run_all(spark: SparkSession, settings: Settings, tables: list[CdcTable]) -> 
         .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
         .start()
     )
-
-
-def all_of(*conditions: Callable[[], Column]) -> Callable[[], Column]:
-    """Combine rule conditions lazily (Columns need an active session)."""
-    return lambda: reduce(lambda a, b: a & b, (c() for c in conditions))
 
 
 #: Columns every current-state table adds to the source's own.
