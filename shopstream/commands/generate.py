@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -27,6 +29,7 @@ from shopstream.workload.runner import (
 )
 
 console = Console(highlight=False)
+LOG_EVERY_S = 30.0
 
 
 def register(root: typer.Typer) -> None:
@@ -114,7 +117,11 @@ class _ProgressView:
         else:
             self.unit, total = "sim", options.effective_duration_s or 1.0
         label = "backfill" if options.is_backfill else "live"
+        self.label = label
         self.task: TaskID = self.progress.add_task(label, total=total, detail="starting")
+        # A bar draws nothing into a log file (the demo's background generator): there, a
+        # plain line every LOG_EVERY_S seconds shows it is alive and how fast it goes.
+        self.last_line = time.monotonic()
 
     def __enter__(self) -> _ProgressView:
         self.progress.start()
@@ -136,6 +143,9 @@ class _ProgressView:
         if r.sim_now and self.options.is_backfill:
             detail += f"  at {r.sim_now:%Y-%m-%d %H:%M}"
         self.progress.update(self.task, completed=done, detail=detail)
+        if not console.is_terminal and time.monotonic() - self.last_line >= LOG_EVERY_S:
+            self.last_line = time.monotonic()
+            console.print(f"{time.strftime('%H:%M:%S')} {self.label}: {detail}")
 
 
 def print_summary(r: GenerateResult, options: GenerateOptions) -> None:
