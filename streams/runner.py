@@ -23,6 +23,7 @@ from shopstream.settings import Settings
 from streams.bronze import raw as bronze_raw
 from streams.silver import (
     cdc,
+    clickstream,
     customers,
     inventory,
     order_items,
@@ -39,7 +40,7 @@ SILVER_CDC = (customers, products, warehouses, inventory, orders, order_items)
 
 #: What `streams run` starts by default: grouped queries, because each query's per-batch
 #: overhead dominates on a 2-core driver.
-DEFAULT_QUERIES = ("bronze", "silver.cdc")
+DEFAULT_QUERIES = ("bronze", "silver.cdc", "silver.clickstream_events")
 
 
 def query_factories() -> dict[str, QueryFactory]:
@@ -51,6 +52,7 @@ def query_factories() -> dict[str, QueryFactory]:
     factories: dict[str, QueryFactory] = {
         "bronze": bronze_raw.run_all,
         "silver.cdc": partial(cdc.run_all, tables=[m.TABLE for m in SILVER_CDC]),
+        clickstream.NAME: clickstream.run,
     }
     for table in bronze_raw.BRONZE_TOPICS:
         factories[f"bronze.{table}"] = partial(bronze_raw.run, table=table)
