@@ -22,7 +22,7 @@ from deltalake import DeltaTable
 
 from shopstream.cdc.connectors import apply_connectors
 from shopstream.clickstream.events import BAD_KIND_HEADER
-from shopstream.kafka_io import read_from
+from shopstream.kafka_io import read_to_end
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC
 from streams import runner
@@ -113,7 +113,7 @@ def test_silver_equals_postgres_after_a_live_workload(stack: Settings, spark, tm
     # offset, each must reach quarantine under that label.
     labelled = Counter(
         (dict(r.headers).get(BAD_KIND_HEADER) or b"").decode()
-        for r in read_from(stack.bootstrap_servers, CLICKSTREAM_TOPIC, idle_s=5, timeout_s=180)
+        for r in read_to_end(stack.bootstrap_servers, CLICKSTREAM_TOPIC, timeout_s=180)
     )
     labelled.pop("", None)
     assert sum(labelled.values()) > 0, "the workload should have produced malformed clicks"
