@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,14 +14,11 @@ from shopstream.cdc.connectors import (
     load_connectors,
     replication_slots,
 )
+from shopstream.commands._say import say
 from shopstream.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Debezium connectors in Kafka Connect.")
 console = Console(highlight=False)
-
-
-def _say(line: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
 
 
 @app.command("apply")
@@ -31,7 +26,7 @@ def apply(
     wait: float = typer.Option(90.0, help="Seconds to wait for each connector to run."),
 ) -> None:
     """Create or update every connector in connectors/ (idempotent) and wait until RUNNING."""
-    apply_connectors(get_settings(), report=_say, wait_s=wait)
+    apply_connectors(get_settings(), report=say, wait_s=wait)
 
 
 @app.command("status")
@@ -86,15 +81,15 @@ def delete(
     client = ConnectClient(settings.connect_rest_url)
     try:
         config = client.config(name) or {}
-        _say(f"{name}: {'deleted' if client.delete(name) else 'not found'}")
+        say(f"{name}: {'deleted' if client.delete(name) else 'not found'}")
     finally:
         client.close()
     slot = config.get("slot.name")
     if drop_slot_too and slot:
         dropped = drop_slot(settings, slot, config.get("publication.name"))
-        _say(f"slot {slot}: {'dropped' if dropped else 'did not exist'}")
+        say(f"slot {slot}: {'dropped' if dropped else 'did not exist'}")
     elif slot:
-        _say(f"slot {slot} kept: it pins WAL until dropped (`--drop-slot`)")
+        say(f"slot {slot} kept: it pins WAL until dropped (`--drop-slot`)")
 
 
 def _mb(n: int) -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 from rich.console import Console
 
+from shopstream.commands._say import say
 from shopstream.settings import get_settings
 from shopstream.stack.jobs import Job, all_jobs
 from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
@@ -24,24 +23,20 @@ DEMO_WORKLOAD = [
 ]  # fmt: skip
 
 
-def _say(line: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
-
-
 @app.command("start")
 def start() -> None:
     """Start the demo workload in the background (idempotent)."""
     settings = get_settings()
     job = Job(settings, "generator")
     started = job.start(DEMO_WORKLOAD)
-    _say(f"generator: {'started' if started else 'already running'} (log: {job.logfile})")
+    say(f"generator: {'started' if started else 'already running'} (log: {job.logfile})")
 
 
 @app.command("stop")
 def stop() -> None:
     """Stop the demo's background jobs; the stack keeps running."""
     for job in all_jobs(get_settings()):
-        _say(f"{job.name}: {'stopped' if job.stop() else 'was not running'}")
+        say(f"{job.name}: {'stopped' if job.stop() else 'was not running'}")
 
 
 @app.command("info")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shopstream.commands._say import say
 from shopstream.errors import ShopstreamError
 from shopstream.settings import get_settings
 from shopstream.stack import Stack
@@ -20,10 +21,6 @@ from shopstream.stack.service import ServiceStatus
 console = Console(highlight=False, width=shutil.get_terminal_size((150, 40)).columns)
 
 
-def _say(line: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
-
-
 def up(
     no_migrate: bool = typer.Option(False, "--no-migrate", help="Skip the schema migrations."),
 ) -> None:
@@ -31,8 +28,8 @@ def up(
     settings = get_settings()
     stack = Stack.from_settings(settings)
     began = time.monotonic()
-    stack.up(report=_say, migrate=not no_migrate)
-    _say(f"[green]all services healthy[/] in {time.monotonic() - began:.1f}s")
+    stack.up(report=say, migrate=not no_migrate)
+    say(f"[green]all services healthy[/] in {time.monotonic() - began:.1f}s")
     _print_status(stack)
 
 
@@ -69,7 +66,7 @@ def status(
 
 def down() -> None:
     """Stop every service cleanly, by pid. Data is kept."""
-    Stack.from_settings(get_settings()).down(report=_say)
+    Stack.from_settings(get_settings()).down(report=say)
 
 
 def reset(
@@ -82,7 +79,7 @@ def reset(
             f"reset deletes everything under {settings.state_dir}; re-run with --yes to confirm",
             exit_code=2,
         )
-    Stack.from_settings(settings).reset(report=_say)
+    Stack.from_settings(settings).reset(report=say)
 
 
 def _print_status(stack: Stack, statuses: list[ServiceStatus] | None = None) -> None:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import time
 
 import typer
 from py4j.protocol import Py4JError
 from rich.console import Console
 
+from shopstream.commands._say import say
 from shopstream.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="The streaming medallion: Kafka -> Delta.")
 console = Console(highlight=False, soft_wrap=True)
-
-
-def _say(line: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}")
 
 
 @app.command("run")
@@ -30,10 +26,10 @@ def run(
 
     settings = get_settings()
     runner.select(only)  # fail on a typo before paying for a Spark start
-    _say(f"starting Spark ({settings.spark_master}); lake at {settings.lake_path}")
+    say(f"starting Spark ({settings.spark_master}); lake at {settings.lake_path}")
     spark = build_spark(settings, app_name="shopstream-streams")
     try:
-        runner.run(spark, settings, only=only, report=_say, progress_every_s=progress_every)
+        runner.run(spark, settings, only=only, report=say, progress_every_s=progress_every)
     finally:
         with contextlib.suppress(Py4JError, ConnectionError):
             spark.stop()

@@ -29,6 +29,7 @@ from shopstream.clickstream.events import (
 )
 from shopstream.clickstream.producer import ClickstreamProducer
 from shopstream.clickstream.simulate import ClickRecord, ClickstreamSimulator, PlacedOrder
+from shopstream.kafka_io import end_offsets
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC, ensure_topics
 
@@ -57,17 +58,7 @@ class Landed:
 
 
 def _end_offsets(bootstrap: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}"})
-    try:
-        partitions = (
-            consumer.list_topics(CLICKSTREAM_TOPIC, timeout=10).topics[CLICKSTREAM_TOPIC].partitions
-        )
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(CLICKSTREAM_TOPIC, p), timeout=10)[1]
-            for p in partitions
-        }
-    finally:
-        consumer.close()
+    return end_offsets(bootstrap, CLICKSTREAM_TOPIC)
 
 
 def _read_between(bootstrap: str, start: dict[int, int], end: dict[int, int]) -> list[Landed]:

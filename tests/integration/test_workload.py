@@ -26,6 +26,7 @@ from psycopg import sql
 
 from shopstream.clickstream.events import BAD_KIND_HEADER
 from shopstream.db.migrate import migrate
+from shopstream.kafka_io import end_offsets
 from shopstream.settings import Settings
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC
 from shopstream.workload.config import WorkloadConfig
@@ -458,16 +459,7 @@ def test_generator_survives_changes_behind_its_back(
 
 
 def _end_offsets(bootstrap_servers: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": str(uuid.uuid4())})
-    try:
-        meta = consumer.list_topics(CLICKSTREAM_TOPIC, timeout=10)
-        partitions = meta.topics[CLICKSTREAM_TOPIC].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(CLICKSTREAM_TOPIC, p), timeout=10)[1]
-            for p in partitions
-        }
-    finally:
-        consumer.close()
+    return end_offsets(bootstrap_servers, CLICKSTREAM_TOPIC)
 
 
 def _read_from(bootstrap_servers: str, start: dict[int, int]) -> list[bytes]:
