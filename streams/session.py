@@ -3,6 +3,9 @@
 Jars come from ``jvm/lib/spark`` (resolved by Maven) through ``spark.jars``, so a job never
 downloads anything when it starts, and pyspark's own jackson and hadoop stay first on the
 class path (an extra class path ahead of Spark's would let Delta's older transitive jars win).
+
+An ``s3a://`` lake also needs ``jvm/lib/spark-s3`` (hadoop-aws and the AWS SDK v2 bundle,
+resolved by ``make install-s3``), handed to Spark the same way.
 """
 
 from __future__ import annotations
@@ -30,9 +33,63 @@ def spark_jars(lib_dir: Path) -> list[Path]:
     return jars
 
 
+#: Jars an ``s3a://`` lake needs beyond pyspark (``make install-s3``): S3AFileSystem, the AWS
+#: SDK v2 bundle it calls, and the analytics accelerator hadoop-aws 3.5 declares.
+S3A_JAR_PREFIXES = ("hadoop-aws-", "bundle-", "analyticsaccelerator-s3-")
+
+
+def is_s3a(settings: Settings) -> bool:
+    return settings.lake_path.startswith("s3a://")
+
+
+def s3a_jars(lib_dir: Path) -> list[Path]:
+    """Every jar in ``<jvm_lib_dir>/spark-s3``; fails in one line naming what is missing."""
+    folder = lib_dir / "spark-s3"
+    jars = sorted(folder.glob("*.jar"))
+    missing = [p for p in S3A_JAR_PREFIXES if not any(j.name.startswith(p) for j in jars)]
+    if missing:
+        raise ShopstreamError(
+            f"an s3a:// lake needs {', '.join(f'{p}*.jar' for p in missing)} in {folder}: "
+            "run `make install-s3`"
+        )
+    return jars
+
+
+def s3a_options(settings: Settings) -> dict[str, str]:
+    """The Spark options for an ``s3a://`` lake, from the ``SHOPSTREAM_S3_*`` settings."""
+    endpoint = settings.s3_endpoint.strip()
+    options = {
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.path.style.access": str(settings.s3_path_style_access).lower(),
+        # The endpoint's scheme decides; no endpoint means AWS itself, always over TLS.
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(
+            not endpoint.lower().startswith("http://")
+        ).lower(),
+        # S3 has no atomic rename: Delta needs its S3 log store for safe commits.
+        # S3SingleDriverLogStore is safe only while ONE driver writes a given table (streams and
+        # batch write disjoint tables). Several drivers writing one table on S3 need a log
+        # store with a lock (Delta's S3DynamoDBLogStore, io.delta:delta-storage-s3-dynamodb)
+        # or a store with S3 conditional writes (put-if-absent) and a log store that uses them.
+        "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
+    }
+    if endpoint:
+        options["spark.hadoop.fs.s3a.endpoint"] = endpoint
+    if settings.s3_region:
+        options["spark.hadoop.fs.s3a.endpoint.region"] = settings.s3_region
+    # Without keys S3A falls back to its default chain (environment, instance or pod role).
+    access_key = settings.s3_access_key.get_secret_value()
+    secret_key = settings.s3_secret_key.get_secret_value()
+    if access_key or secret_key:
+        options["spark.hadoop.fs.s3a.access.key"] = access_key
+        options["spark.hadoop.fs.s3a.secret.key"] = secret_key
+    return options
+
+
 def build_spark(settings: Settings, app_name: str = "shopstream") -> SparkSession:
     """A Spark session for ``settings.spark_master`` with Delta and the Kafka source."""
     jars = spark_jars(settings.jvm_lib_dir)
+    if is_s3a(settings):
+        jars += s3a_jars(settings.jvm_lib_dir)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
@@ -61,15 +118,9 @@ def build_spark(settings: Settings, app_name: str = "shopstream") -> SparkSessio
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
-    if settings.lake_path.startswith("s3a://"):
-        builder = (
-            builder.config("spark.hadoop.fs.s3a.endpoint", settings.s3_endpoint)
-            .config("spark.hadoop.fs.s3a.access.key", settings.s3_access_key.get_secret_value())
-            .config("spark.hadoop.fs.s3a.secret.key", settings.s3_secret_key.get_secret_value())
-            .config("spark.hadoop.fs.s3a.path.style.access", "true")
-            # S3 has no atomic rename: Delta needs its S3 log store for safe commits.
-            .config("spark.delta.logStore.s3a.impl", "io.delta.storage.S3SingleDriverLogStore")
-        )
+    if is_s3a(settings):
+        for key, value in s3a_options(settings).items():
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
