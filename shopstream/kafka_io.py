@@ -112,3 +112,18 @@ def read_from(
         return records
     finally:
         consumer.close()
+
+
+def read_to_end(bootstrap_servers: str, topic: str, timeout_s: float = 120.0) -> list[Record]:
+    """Every record of ``topic`` up to the end offsets as they are when called."""
+    ends = end_offsets(bootstrap_servers, topic)
+
+    def reached(records: list[Record]) -> bool:
+        last: dict[int, int] = {}
+        for r in records:
+            last[r.partition] = max(last.get(r.partition, -1), r.offset)
+        return all(last.get(p, -1) >= end - 1 for p, end in ends.items() if end > 0)
+
+    if not any(ends.values()):
+        return []
+    return read_from(bootstrap_servers, topic, until=reached, timeout_s=timeout_s)

@@ -77,16 +77,28 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(default=4, ge=1)
     #: Local folder or s3a:// URL; `<state_dir>/lake` when empty.
     lake_root: str = ""
+    #: Empty means AWS itself; an http:// endpoint turns TLS off (fs.s3a.connection.ssl.enabled).
     s3_endpoint: str = ""
+    #: fs.s3a.endpoint.region; empty lets S3A work it out (some non-AWS stores want one).
+    s3_region: str = ""
+    #: Path-style URLs (endpoint/bucket/key): what MinIO and most S3-compatible stores want.
+    s3_path_style_access: bool = True
     s3_access_key: SecretStr = SecretStr("")
     s3_secret_key: SecretStr = SecretStr("")
+    #: VACUUM keeps files a table stopped using less than this long ago; below 168 (the 7 days
+    #: Delta needs for concurrent readers and time travel) it refuses without --force-unsafe.
+    lake_vacuum_retain_hours: int = Field(default=168, ge=0)
     #: Micro-batch trigger interval of every streaming query.
     streams_trigger_s: float = Field(default=2.0, gt=0)
     #: Upper bound of Kafka records one micro-batch reads (per query), so a replay from the
     #: earliest offsets proceeds in bounded steps instead of one enormous batch.
     streams_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
-    #: Low-stock alerts open when days of cover fall below this horizon.
+    #: Low-stock alerts open when stock is at its reorder point or days of cover fall below
+    #: this horizon; severity is high below the second bound, critical below the third (or at
+    #: zero stock).
     low_stock_horizon_days: float = Field(default=7.0, gt=0)
+    low_stock_high_cover_days: float = Field(default=3.0, gt=0)
+    low_stock_critical_cover_days: float = Field(default=1.0, gt=0)
 
     # How long `up` waits for each service to become healthy.
     start_timeout_s: float = Field(default=90.0, gt=0)

@@ -21,6 +21,7 @@ from pyspark.sql.streaming import StreamingQuery
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 from streams.bronze import raw as bronze_raw
+from streams.gold import run as gold
 from streams.silver import (
     cdc,
     clickstream,
@@ -40,7 +41,7 @@ SILVER_CDC = (customers, products, warehouses, inventory, orders, order_items)
 
 #: What `streams run` starts by default: grouped queries, because each query's per-batch
 #: overhead dominates on a 2-core driver.
-DEFAULT_QUERIES = ("bronze", "silver.cdc", "silver.clickstream_events")
+DEFAULT_QUERIES = ("bronze", "silver.cdc", "silver.clickstream_events", "gold")
 
 
 def query_factories() -> dict[str, QueryFactory]:
@@ -53,6 +54,7 @@ def query_factories() -> dict[str, QueryFactory]:
         "bronze": bronze_raw.run_all,
         "silver.cdc": partial(cdc.run_all, tables=[m.TABLE for m in SILVER_CDC]),
         clickstream.NAME: clickstream.run,
+        gold.NAME: gold.run,
     }
     for table in bronze_raw.BRONZE_TOPICS:
         factories[f"bronze.{table}"] = partial(bronze_raw.run, table=table)

@@ -23,13 +23,18 @@ DEMO_WORKLOAD = [
 ]  # fmt: skip
 
 
+#: The streaming pipeline: every default query (bronze, silver, gold) in one driver.
+DEMO_STREAMS = ["streams", "run", "--progress-every", "30"]
+
+
 @app.command("start")
 def start() -> None:
-    """Start the demo workload in the background (idempotent)."""
+    """Start the demo workload and the streaming pipeline in the background (idempotent)."""
     settings = get_settings()
-    job = Job(settings, "generator")
-    started = job.start(DEMO_WORKLOAD)
-    say(f"generator: {'started' if started else 'already running'} (log: {job.logfile})")
+    for name, argv in (("generator", DEMO_WORKLOAD), ("streams", DEMO_STREAMS)):
+        job = Job(settings, name)
+        started = job.start(argv)
+        say(f"{name}: {'started' if started else 'already running'} (log: {job.logfile})")
 
 
 @app.command("stop")
@@ -44,8 +49,11 @@ def info() -> None:
     """Print where to look: services, topics, jobs, logs and useful commands."""
     s = get_settings()
     jobs = {j.name: j for j in all_jobs(s)}
-    gen = jobs.get("generator")
-    workload = f"running, pid {gen.pid}" if gen and gen.running() else "stopped"
+
+    def state(name: str) -> str:
+        job = jobs.get(name)
+        return f"running, pid {job.pid}" if job and job.running() else "stopped"
+
     console.print(
         f"""
 [bold]shopstream is running[/]
@@ -56,7 +64,14 @@ def info() -> None:
   Kafka Connect   {s.connect_rest_url}/connectors   (Debezium: shopstream connectors status)
   Change topics   {cdc_topic("orders")}, {cdc_topic("order_items")}, {cdc_topic("inventory")}, ...
   Clickstream     {CLICKSTREAM_TOPIC}   (watch it: shopstream clickstream tail)
-  Workload        {workload}   log: {s.logs_dir / "generator.log"}
+  Workload        {state("generator")}   log: {s.logs_dir / "generator.log"}
+  Streams         {state("streams")}   log: {s.logs_dir / "streams.log"}
+                  (bronze -> silver -> gold; the first batches take a minute or two)
+  Lake            {s.lake_path}   (Delta tables: bronze/, silver/, gold/)
+                  tables:   shopstream lake list
+                  gold:     shopstream lake show gold.sales_daily --limit 20
+                            shopstream lake show gold.low_stock_alerts --where status=open
+                            shopstream lake show gold.inventory_status --order-by days_of_cover
   State and logs  {s.state_dir}
 
   The CLI lives in the project's virtualenv:  source .venv/bin/activate  (or .venv/bin/shopstream)

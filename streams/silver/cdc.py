@@ -62,6 +62,10 @@ class CdcTable:
     has_history: bool = False
     #: Extra derived columns for the current-state table (name -> expression on typed rows).
     derived: dict[str, Callable[[], Column]] = field(default_factory=dict)
+    #: Columns whose before-image value typed changes also carry, as ``<name>_before``.
+    before: tuple[str, ...] = ()
+    #: An append-only change log kept beside the current state: (table, typed changes -> rows).
+    change_log: tuple[str, Callable[[DataFrame], DataFrame]] | None = None
 
     @property
     def topic(self) -> str:
@@ -204,6 +208,12 @@ def split(parsed: DataFrame, table: CdcTable) -> tuple[DataFrame, DataFrame]:
         F.col("offset").alias("cdc_offset"),
         F.timestamp_millis(F.col("e.source.ts_ms")).alias("cdc_committed_at"),
         is_delete.alias("is_deleted"),
+        *[
+            F.expr(f"try_cast(e.before.`{name}` as {table.columns[name].simpleString()})").alias(
+                f"{name}_before"
+            )
+            for name in table.before
+        ],
     )
     return good, bad
 
@@ -357,6 +367,16 @@ def process_batch(
     good, bad = split(parsed, table)
     append_quarantine(spark, settings, bad, f"{table.qualified_name}:quarantine", batch_id)
     good = good.localCheckpoint()
+    if table.change_log:
+        log_table, log_rows = table.change_log
+        (
+            log_rows(good)
+            .write.format("delta")
+            .mode("append")
+            .option("txnAppId", f"{table.qualified_name}:log")
+            .option("txnVersion", batch_id)
+            .save(lake.table_path(settings, log_table))
+        )
     if table.has_history:
         merge_history(
             spark, lake.table_path(settings, f"{table.qualified_name}_history"), good, table
@@ -365,12 +385,19 @@ def process_batch(
     merge_current(spark, lake.table_path(settings, table.qualified_name), rows, table)
 
 
+def _tables_written(table: CdcTable) -> list[str]:
+    written = [table.qualified_name, "silver.quarantine"]
+    if table.has_history:
+        written.append(f"{table.qualified_name}_history")
+    if table.change_log:
+        written.append(table.change_log[0])
+    return written
+
+
 def run(spark: SparkSession, settings: Settings, table: CdcTable) -> StreamingQuery:
     """Kafka topic → silver.<table> (and its history) through foreachBatch."""
     name = table.qualified_name
-    for qualified in (name, "silver.quarantine") + (
-        (f"{name}_history",) if table.has_history else ()
-    ):
+    for qualified in _tables_written(table):
         lake.ensure_table(spark, settings, qualified)
 
     def batch(records: DataFrame, batch_id: int) -> None:
@@ -391,9 +418,7 @@ def run_all(spark: SparkSession, settings: Settings, tables: list[CdcTable]) -> 
     table's quarantine, history and MERGE in turn. Each table's writes are idempotent on their
     own, so the group is exactly once table by table."""
     for table in tables:
-        for qualified in (table.qualified_name, "silver.quarantine") + (
-            (f"{table.qualified_name}_history",) if table.has_history else ()
-        ):
+        for qualified in _tables_written(table):
             lake.ensure_table(spark, settings, qualified)
     by_topic = {table.topic: table for table in tables}
 
@@ -429,9 +454,11 @@ def declare(
     pii: tuple[str, ...] = (),
     has_history: bool = False,
     derived: dict[str, Callable[[], Column]] | None = None,
+    before: tuple[str, ...] = (),
+    change_log: tuple[str, Callable[[DataFrame], DataFrame]] | None = None,
 ) -> CdcTable:
     """A CdcTable whose columns come from ``delta/silver.yml`` (declared once, not twice)."""
     derived = derived or {}
     types = lake.table_def(f"silver.{name}").column_types()
     columns = {c: t for c, t in types.items() if c not in CDC_METADATA and c not in derived}
-    return CdcTable(name, columns, keys, rules, pii, has_history, derived)
+    return CdcTable(name, columns, keys, rules, pii, has_history, derived, before, change_log)

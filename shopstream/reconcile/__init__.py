@@ -1,0 +1,1 @@
+"""Reconciliation: the gold views computed independently, straight from the source."""

@@ -1,0 +1,1 @@
+"""Gold: the business views, kept fresh from silver's changes by the ``gold`` query."""
