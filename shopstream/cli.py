@@ -15,6 +15,7 @@ from shopstream.commands import (
     db,
     demo,
     generate,
+    lake,
     stack,
     streams,
     topics,
@@ -34,6 +35,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(clickstream.app, name="clickstream")
 app.add_typer(demo.app, name="demo")
 app.add_typer(streams.app, name="streams")
+app.add_typer(lake.app, name="lake")
 app.add_typer(topics.app, name="topics")
 generate.register(app)
 

@@ -1,0 +1,229 @@
+"""`shopstream lake list | show | optimize | vacuum`: look into the Delta tables and keep them lean.
+
+`list` and `show` read the tables with deltalake (no Spark, about a second); `optimize` and
+`vacuum` start a Spark session, the engine that writes the lake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from shopstream.commands._say import say
+from shopstream.errors import ShopstreamError
+from shopstream.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+app = typer.Typer(
+    no_args_is_help=True, help="The Delta lake: list and show tables, OPTIMIZE, VACUUM."
+)
+# Wide enough for tables when stdout is a file or a CI log, not a terminal.
+console = Console(highlight=False, width=shutil.get_terminal_size((150, 40)).columns)
+
+#: Longer cell values are cut (with an ellipsis) so one wide value cannot swamp the table.
+_CELL_CHARS = 120
+_ZERO = timedelta(0)
+
+
+@app.command("list")
+def list_tables() -> None:
+    """Every declared table: whether it exists, and its version, rows and files if it does."""
+    from streams import maintenance
+
+    settings = get_settings()
+    statuses = maintenance.lake_status(settings)
+    console.print(f"lake at {settings.lake_path}")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("table", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("version", justify="right", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True)
+    table.add_column("files", justify="right", no_wrap=True)
+    for status in statuses:
+        if status.exists:
+            table.add_row(
+                status.name, "exists", str(status.version), f"{status.rows:,}", str(status.files)
+            )
+        else:
+            table.add_row(status.name, Text("not created yet", style="dim"), "-", "-", "-")
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    name: str = typer.Argument(..., metavar="TABLE", help="A declared table, e.g. silver.orders."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Rows to print at most."),
+    where: list[str] = typer.Option(
+        None, "--where", help="COLUMN=VALUE; repeat to require several (all must hold)."
+    ),
+    order_by: str | None = typer.Option(None, "--order-by", help="Sort by this column first."),
+    descending: bool = typer.Option(False, "--desc", help="With --order-by: largest first."),
+) -> None:
+    """Print rows of a table as a table (the current version; no Spark)."""
+    from streams import lake, maintenance
+
+    lake.table_def(name)  # an unknown name fails here, listing the known ones
+    filters = maintenance.parse_where(where or [])
+    rows = maintenance.read_rows(
+        get_settings(),
+        name,
+        where=filters,
+        order_by=order_by,
+        descending=descending,
+        limit=limit,
+    )
+    table = Table(
+        title=f"{name} (version {rows.version}; times in UTC)",
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        title_style="",
+    )
+    for column in rows.data.column_names:
+        table.add_column(column, overflow="fold")
+    for record in rows.data.to_pylist():
+        table.add_row(*(_cell(value) for value in record.values()))
+    console.print(table)
+    shown = rows.data.num_rows
+    more = " (--limit reached; there may be more)" if shown == limit else ""
+    console.print(f"{shown} row{'' if shown == 1 else 's'}{more}")
+
+
+def _cell(value: Any) -> Text:
+    if value is None:
+        return Text("null", style="dim")
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", errors="replace")
+    elif isinstance(value, datetime):
+        # The lake keeps UTC: say so once in the title, not in every cell.
+        text = (value.replace(tzinfo=None) if value.utcoffset() == _ZERO else value).isoformat(" ")
+    elif isinstance(value, date | Decimal):
+        text = str(value)
+    elif isinstance(value, list | dict):
+        text = json.dumps(value, default=_jsonable, ensure_ascii=False)
+    else:
+        text = str(value)
+    if len(text) > _CELL_CHARS:
+        text = text[: _CELL_CHARS - 1] + "…"
+    return Text(text)  # a Text, so data is never read as rich markup
+
+
+def _jsonable(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+@contextlib.contextmanager
+def _spark(settings: Settings, app_name: str) -> Iterator[SparkSession]:
+    from py4j.protocol import Py4JError
+
+    from streams.session import build_spark
+
+    say(f"starting Spark ({settings.spark_master}); lake at {settings.lake_path}")
+    spark = build_spark(settings, app_name=app_name)
+    try:
+        yield spark
+    finally:
+        with contextlib.suppress(Py4JError, ConnectionError):
+            spark.stop()
+
+
+@app.command("optimize")
+def optimize(
+    names: list[str] = typer.Argument(
+        None, metavar="[TABLE]...", help="Tables to compact; every existing one when omitted."
+    ),
+    zorder_by: str | None = typer.Option(
+        None, "--zorder-by", help="Z-order by this column (one table only)."
+    ),
+) -> None:
+    """OPTIMIZE: compact each table's small files into few large ones."""
+    from streams import maintenance
+
+    settings = get_settings()
+    tables = maintenance.resolve(names or [])
+    if zorder_by is not None:
+        if len(tables) != 1:
+            raise ShopstreamError("--zorder-by needs exactly one table", exit_code=2)
+        maintenance.check_zorder(tables[0], zorder_by)
+    _require_created(settings, tables)
+    with _spark(settings, "shopstream-lake-optimize") as spark:
+        targets = maintenance.existing_tables(spark, settings, tables or None)
+        if not targets:
+            say("no table exists yet: nothing to optimize")
+            return
+        for name in targets:
+            result = maintenance.optimize(spark, settings, name, zorder_by=zorder_by)
+            how = f", z-ordered by {zorder_by}" if zorder_by else ""
+            say(
+                f"{name}: {result.files_before} → {result.files_after} files{how} "
+                f"in {result.seconds:.1f} s"
+            )
+
+
+@app.command("vacuum")
+def vacuum(
+    names: list[str] = typer.Argument(
+        None, metavar="[TABLE]...", help="Tables to vacuum; every existing one when omitted."
+    ),
+    retain_hours: int | None = typer.Option(
+        None,
+        "--retain-hours",
+        min=0,
+        help="Keep files removed less than this long ago "
+        "[default: SHOPSTREAM_LAKE_VACUUM_RETAIN_HOURS, 168].",
+    ),
+    force_unsafe: bool = typer.Option(
+        False,
+        "--force-unsafe",
+        help="Allow a retention below 168 hours (only while no streaming driver runs).",
+    ),
+) -> None:
+    """VACUUM: delete files the tables stopped using longer ago than the retention."""
+    from streams import maintenance
+
+    settings = get_settings()
+    tables = maintenance.resolve(names or [])
+    if retain_hours is None:
+        hours, source = settings.lake_vacuum_retain_hours, "SHOPSTREAM_LAKE_VACUUM_RETAIN_HOURS"
+    else:
+        hours, source = retain_hours, "--retain-hours"
+    # Before paying for a Spark start; maintenance.vacuum checks again right before it runs.
+    maintenance.check_vacuum_retention(settings, hours, force_unsafe, source=source)
+    _require_created(settings, tables)
+    with _spark(settings, "shopstream-lake-vacuum") as spark:
+        targets = maintenance.existing_tables(spark, settings, tables or None)
+        if not targets:
+            say("no table exists yet: nothing to vacuum")
+            return
+        for name in targets:
+            result = maintenance.vacuum(spark, settings, name, hours, force_unsafe=force_unsafe)
+            say(
+                f"{name}: {result.files_deleted} file{'' if result.files_deleted == 1 else 's'} "
+                f"deleted (retaining {hours} h) in {result.seconds:.1f} s"
+            )
+
+
+def _require_created(settings: Settings, tables: list[str]) -> None:
+    """On a local lake, fail on a named table that does not exist before Spark starts."""
+    from streams import maintenance
+
+    if not maintenance.is_local(settings):
+        return
+    for name in tables:
+        status = maintenance.table_status(settings, name)
+        if not status.exists:
+            raise maintenance.not_created(name, status.path)
