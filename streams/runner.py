@@ -20,6 +20,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
+from streams import steps
 from streams.bronze import raw as bronze_raw
 from streams.gold import run as gold
 from streams.silver import (
@@ -121,6 +122,9 @@ def run(
             if time.monotonic() - last_report >= progress_every_s:
                 for query in queries:
                     report(_progress_line(query))
+                slowest = steps.take_slowest(3)
+                if slowest:
+                    report("slowest steps: " + ", ".join(f"{s} {t:.1f}s" for s, t in slowest))
                 last_report = time.monotonic()
             stop.wait(0.5)
     finally:

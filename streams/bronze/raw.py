@@ -15,6 +15,7 @@ from shopstream.settings import Settings
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC, cdc_topic
 from streams import lake
 from streams.sources import kafka_stream
+from streams.steps import step
 
 #: Bronze table name -> the topic it mirrors.
 BRONZE_TOPICS: dict[str, str] = {
@@ -54,14 +55,15 @@ def run_all(spark: SparkSession, settings: Settings) -> StreamingQuery:
         try:
             for topic in [r.topic for r in rows.select("topic").distinct().collect()]:
                 table = by_topic[topic]
-                (
-                    rows.where(F.col("topic") == topic)
-                    .write.format("delta")
-                    .mode("append")
-                    .option("txnAppId", f"bronze.{table}")
-                    .option("txnVersion", batch_id)
-                    .save(paths[table])
-                )
+                with step(records.sparkSession, f"bronze.{table}: append"):
+                    (
+                        rows.where(F.col("topic") == topic)
+                        .write.format("delta")
+                        .mode("append")
+                        .option("txnAppId", f"bronze.{table}")
+                        .option("txnVersion", batch_id)
+                        .save(paths[table])
+                    )
         finally:
             rows.unpersist()
 

@@ -17,6 +17,7 @@ from pyspark.sql.streaming import StreamingQuery
 from shopstream.settings import Settings
 from streams import lake
 from streams.gold import inventory_status, low_stock_alerts, product_funnel_hourly, sales_daily
+from streams.steps import step
 
 NAME = "gold"
 MOVEMENT_COLUMNS = [c.split()[0] for c in lake.table_def("silver.inventory_movements").columns]
@@ -113,15 +114,19 @@ def process_batch(spark: SparkSession, settings: Settings, batch: DataFrame) -> 
     try:
         present = {row[0] for row in batch.select("source").distinct().collect()}
         if present & {"orders", "order_items", "customers", "products"}:
-            sales_daily.refresh(spark, settings, sales_dates(spark, settings, batch))
+            with step(spark, f"{sales_daily.NAME}: refresh"):
+                sales_daily.refresh(spark, settings, sales_dates(spark, settings, batch))
         if present & {"orders", "order_items", "inventory", "products"}:
-            inventory_status.refresh(spark, settings)
+            with step(spark, f"{inventory_status.NAME}: refresh"):
+                inventory_status.refresh(spark, settings)
         if "movements" in present:
             movements = batch.where(F.col("source") == "movements").select(*MOVEMENT_COLUMNS)
-            low_stock_alerts.refresh(spark, settings, movements)
+            with step(spark, f"{low_stock_alerts.ALERTS}: evaluate"):
+                low_stock_alerts.refresh(spark, settings, movements)
         if "clicks" in present:
             days = _days(batch.where(F.col("source") == "clicks").select("day"))
-            product_funnel_hourly.refresh(spark, settings, days)
+            with step(spark, f"{product_funnel_hourly.NAME}: refresh"):
+                product_funnel_hourly.refresh(spark, settings, days)
     finally:
         batch.unpersist()
 

@@ -30,6 +30,7 @@ from shopstream.settings import Settings
 from shopstream.topics import cdc_topic
 from streams import lake
 from streams.sources import kafka_stream
+from streams.steps import step
 
 #: What Debezium sends for an unchanged TOASTed column when the before-image is incomplete.
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
@@ -349,7 +350,12 @@ def merge_history(spark: SparkSession, path: str, changes: DataFrame, table: Cdc
 def append_quarantine(
     spark: SparkSession, settings: Settings, bad: DataFrame, app_id: str, batch_id: int
 ) -> None:
-    """Append quarantined rows once per batch: Delta skips a repeated (txnAppId, txnVersion)."""
+    """Append quarantined rows once per batch: Delta skips a repeated (txnAppId, txnVersion).
+
+    Most batches have nothing to quarantine, and a commit costs more than the check.
+    """
+    if bad.isEmpty():
+        return
     (
         bad.write.format("delta")
         .mode("append")
@@ -363,26 +369,29 @@ def process_batch(
     spark: SparkSession, settings: Settings, table: CdcTable, records: DataFrame, batch_id: int
 ) -> None:
     """One micro-batch of a CDC topic: quarantine, history, then current state."""
-    parsed = parse(records, table).localCheckpoint()
-    good, bad = split(parsed, table)
-    append_quarantine(spark, settings, bad, f"{table.qualified_name}:quarantine", batch_id)
-    good = good.localCheckpoint()
+    name = table.qualified_name
+    with step(spark, f"{name}: parse"):
+        parsed = parse(records, table).localCheckpoint()
+        good, bad = split(parsed, table)
+    with step(spark, f"{name}: quarantine"):
+        append_quarantine(spark, settings, bad, f"{name}:quarantine", batch_id)
     if table.change_log:
         log_table, log_rows = table.change_log
-        (
-            log_rows(good)
-            .write.format("delta")
-            .mode("append")
-            .option("txnAppId", f"{table.qualified_name}:log")
-            .option("txnVersion", batch_id)
-            .save(lake.table_path(settings, log_table))
-        )
+        with step(spark, f"{name}: append {log_table}"):
+            (
+                log_rows(good)
+                .write.format("delta")
+                .mode("append")
+                .option("txnAppId", f"{name}:log")
+                .option("txnVersion", batch_id)
+                .save(lake.table_path(settings, log_table))
+            )
     if table.has_history:
-        merge_history(
-            spark, lake.table_path(settings, f"{table.qualified_name}_history"), good, table
-        )
-    rows = current_rows(latest_per_key(good, table), table)
-    merge_current(spark, lake.table_path(settings, table.qualified_name), rows, table)
+        with step(spark, f"{name}: merge history"):
+            merge_history(spark, lake.table_path(settings, f"{name}_history"), good, table)
+    with step(spark, f"{name}: merge"):
+        rows = current_rows(latest_per_key(good, table), table)
+        merge_current(spark, lake.table_path(settings, name), rows, table)
 
 
 def _tables_written(table: CdcTable) -> list[str]:

@@ -25,6 +25,7 @@ from shopstream.topics import CLICKSTREAM_TOPIC
 from streams import lake
 from streams.silver.cdc import append_quarantine
 from streams.sources import kafka_stream
+from streams.steps import step
 
 NAME = "silver.clickstream_events"
 ALLOWED_LATENESS = timedelta(hours=1)
@@ -195,28 +196,33 @@ def late_rows(late: DataFrame, raw: DataFrame, watermark: object) -> DataFrame:
 def process_batch(
     spark: SparkSession, settings: Settings, records: DataFrame, batch_id: int
 ) -> None:
-    parsed = parse(records).localCheckpoint()
-    append_quarantine(spark, settings, quarantine_rows(parsed), f"{NAME}:quarantine", batch_id)
+    with step(spark, f"{NAME}: parse"):
+        parsed = parse(records).localCheckpoint()
+    with step(spark, f"{NAME}: quarantine"):
+        append_quarantine(spark, settings, quarantine_rows(parsed), f"{NAME}:quarantine", batch_id)
     path = lake.table_path(settings, NAME)
-    newest = spark.read.format("delta").load(path).agg(F.max("occurred_at")).first()
+    with step(spark, f"{NAME}: watermark"):
+        newest = spark.read.format("delta").load(path).agg(F.max("occurred_at")).first()
     watermark = newest[0] if newest else None
     events = event_rows(parsed).dropDuplicates(["event_id"])
     on_time, late = split_late(events, watermark)
-    (
-        late_rows(late, parsed, watermark)
-        .write.format("delta")
-        .mode("append")
-        .option("txnAppId", f"{NAME}:late")
-        .option("txnVersion", batch_id)
-        .save(lake.table_path(settings, "silver.clickstream_late"))
-    )
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(on_time.alias("s"), "t.event_id = s.event_id")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    with step(spark, f"{NAME}: append late"):
+        (
+            late_rows(late, parsed, watermark)
+            .write.format("delta")
+            .mode("append")
+            .option("txnAppId", f"{NAME}:late")
+            .option("txnVersion", batch_id)
+            .save(lake.table_path(settings, "silver.clickstream_late"))
+        )
+    with step(spark, f"{NAME}: merge"):
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(on_time.alias("s"), "t.event_id = s.event_id")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
 
 
 def run(spark: SparkSession, settings: Settings) -> StreamingQuery:

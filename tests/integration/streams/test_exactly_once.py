@@ -29,11 +29,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from deltalake import DeltaTable
 
 from shopstream.cdc.connectors import apply_connectors
 from shopstream.clickstream.events import InvalidEvent, parse_event
 from shopstream.kafka_io import Record, read_to_end
+from shopstream.lake_reader import read_rows
 from shopstream.reconcile import postgres as reference
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
@@ -56,12 +56,9 @@ def _naive_utc(value: Any) -> Any:
 
 
 def _lake_rows(lake: Path, table: str) -> list[dict[str, Any]]:
-    path = lake / table.replace(".", "/")
-    if not (path / "_delta_log").exists():
-        return []
     return [
         {k: _naive_utc(v) for k, v in row.items()}
-        for row in DeltaTable(str(path)).to_pyarrow_table().to_pylist()
+        for row in read_rows(lake / table.replace(".", "/"))
     ]
 
 
@@ -237,7 +234,11 @@ def _kill_9(driver: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_for(
-    check: Callable[[], bool], timeout_s: float, driver: subprocess.Popen[bytes], log: Path
+    check: Callable[[], bool],
+    timeout_s: float,
+    driver: subprocess.Popen[bytes],
+    log: Path,
+    every_s: float = 5.0,
 ) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -247,7 +248,7 @@ def _wait_for(
             )
         if check():
             return True
-        time.sleep(5)
+        time.sleep(every_s)
     return False
 
 
@@ -348,14 +349,19 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
     rng = random.Random(seed)
     print(f"seed {seed}")
     lake = tmp_path / "lake"
-    env = os.environ | {"SHOPSTREAM_LAKE_ROOT": str(lake), "SHOPSTREAM_STREAMS_TRIGGER_S": "1"}
+    env = os.environ | {
+        "SHOPSTREAM_LAKE_ROOT": str(lake),
+        "SHOPSTREAM_STREAMS_TRIGGER_S": "1",
+        # Small batches, so the kills fall among many commits, not inside one huge first batch.
+        "SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER": "3000",
+    }
     log = tmp_path / "driver.log"
     generator = subprocess.Popen(
         [
             SHOPSTREAM,
             "generate",
             "--duration",
-            "90",
+            "120",
             "--rate",
             "40",
             "--seed",
@@ -369,9 +375,15 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
     )
     kills = []
     try:
-        for _ in range(3):
+        for run in range(1, 4):
             driver = _start_driver(env, log)
-            delay = rng.uniform(35, 75)  # Spark starts in ~20 s: kills land mid-batch
+            # Kill once every query is running (Spark takes 20-60 s to start here), at a
+            # random moment: mid-batch, mid-MERGE or between commits.
+            started = _wait_for(
+                lambda n=run: log.read_text().count("started gold") >= n, 300, driver, log, 0.5
+            )
+            assert started, f"the driver did not start its queries:\n{log.read_text()[-3000:]}"
+            delay = rng.uniform(2, 30)
             time.sleep(delay)
             assert driver.poll() is None, f"driver died early:\n{log.read_text()[-3000:]}"
             _kill_9(driver)
@@ -395,7 +407,7 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
     finally:
         if generator.poll() is None:
             generator.kill()
-    print(f"killed at {kills} s after start")
+    print(f"killed {kills} s after the queries started")
     assert not problems, "after kill -9 x3: " + "; ".join(problems)
     assert _lake_rows(lake, "gold.low_stock_alert_transitions"), "no alert ever opened"
 

@@ -1,0 +1,40 @@
+"""Where a micro-batch's time goes: named steps, shown in the Spark UI and the progress log.
+
+Each step labels the Spark jobs it runs (the UI's job description) and adds its wall time to
+a per-process tally that ``streams run`` reports with its progress lines, so an on-call
+engineer sees which table and which write a slow batch spent its time on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyspark.sql import SparkSession
+
+_lock = threading.Lock()
+_seconds: defaultdict[str, float] = defaultdict(float)
+
+
+@contextmanager
+def step(spark: SparkSession, label: str) -> Iterator[None]:
+    """Run a block as the named step (``silver.orders: merge``)."""
+    spark.sparkContext.setJobDescription(label)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        with _lock:
+            _seconds[label] += time.monotonic() - started
+        spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+
+
+def take_slowest(n: int = 5) -> list[tuple[str, float]]:
+    """The ``n`` steps that took longest since the last call, and reset the tally."""
+    with _lock:
+        slowest = sorted(_seconds.items(), key=lambda item: -item[1])[:n]
+        _seconds.clear()
+    return slowest
