@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     #: Upper bound of Kafka records one micro-batch reads (per query), so a replay from the
     #: earliest offsets proceeds in bounded steps instead of one enormous batch.
     streams_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
+    #: Independent table writes of one micro-batch (silver's tables, gold's views) run this
+    #: many at a time; 1 runs them one after another.
+    streams_parallel_writes: int = Field(default=4, ge=1)
     #: Low-stock alerts open when stock is at its reorder point or days of cover fall below
     #: this horizon; severity is high below the second bound, critical below the third (or at
     #: zero stock).

@@ -85,6 +85,25 @@ def _progress_line(query: StreamingQuery) -> str:
     return f"{query.name}: batch {p['batchId']} rows {p['numInputRows']} ({rate:.0f}/s, {took} ms)"
 
 
+#: How long a graceful stop waits for a running batch to finish before interrupting it.
+STOP_GRACE_S = 120.0
+
+
+def _stop_between_batches(query: StreamingQuery, report: Report) -> None:
+    """Stop a query when no batch is running, so nothing is interrupted mid-write.
+
+    ``query.stop()`` interrupts a running batch at once (harmless, as every write is
+    idempotent and the batch is replayed, but noisy: Spark 4.2 can log a StackOverflowError
+    while classifying the interruption). Waiting for the trigger to go idle is the clean way.
+    """
+    deadline = time.monotonic() + STOP_GRACE_S
+    while query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if time.monotonic() >= deadline:
+        report(f"{query.name}: batch still running after {STOP_GRACE_S:.0f} s; interrupting it")
+    query.stop()
+
+
 def run(
     spark: SparkSession,
     settings: Settings,
@@ -131,7 +150,7 @@ def run(
         try:
             for query in queries:
                 if query.isActive:
-                    query.stop()
+                    _stop_between_batches(query, report)
             report(f"stopped {len(queries)} queries")
         except (Py4JError, ConnectionError):
             # A signal sent to the whole process group (timeout, systemd) also reaches the

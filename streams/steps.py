@@ -10,10 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
+
+from shopstream.settings import Settings
 
 _lock = threading.Lock()
 _seconds: defaultdict[str, float] = defaultdict(float)
@@ -38,3 +41,19 @@ def take_slowest(n: int = 5) -> list[tuple[str, float]]:
         slowest = sorted(_seconds.items(), key=lambda item: -item[1])[:n]
         _seconds.clear()
     return slowest
+
+
+def in_parallel(settings: Settings, work: list[Callable[[], None]]) -> None:
+    """Run independent writes (each to its own tables) concurrently; re-raise the first error.
+
+    A Delta write is mostly driver-side waiting (log replay, planning, commit), so a few
+    writes side by side keep two cores busy where one after another leaves them idle.
+    Each piece is idempotent on its own, so a failure part-way is repaired by the replay.
+    """
+    if len(work) <= 1 or settings.streams_parallel_writes <= 1:
+        for piece in work:
+            piece()
+        return
+    with ThreadPoolExecutor(max_workers=settings.streams_parallel_writes) as pool:
+        for future in [pool.submit(piece) for piece in work]:
+            future.result()

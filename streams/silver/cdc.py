@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -30,7 +31,7 @@ from shopstream.settings import Settings
 from shopstream.topics import cdc_topic
 from streams import lake
 from streams.sources import kafka_stream
-from streams.steps import step
+from streams.steps import in_parallel, step
 
 #: What Debezium sends for an unchanged TOASTed column when the before-image is incomplete.
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"
@@ -435,9 +436,20 @@ def run_all(spark: SparkSession, settings: Settings, tables: list[CdcTable]) -> 
         records = records.persist()
         try:
             present = [r.topic for r in records.select("topic").distinct().collect()]
-            for topic in sorted(present, key=list(by_topic).index):
-                subset = records.where(F.col("topic") == topic)
-                process_batch(records.sparkSession, settings, by_topic[topic], subset, batch_id)
+            in_parallel(
+                settings,
+                [
+                    partial(
+                        process_batch,
+                        records.sparkSession,
+                        settings,
+                        by_topic[topic],
+                        records.where(F.col("topic") == topic),
+                        batch_id,
+                    )
+                    for topic in sorted(present, key=list(by_topic).index)
+                ],
+            )
         finally:
             records.unpersist()
 
