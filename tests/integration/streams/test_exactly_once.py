@@ -353,7 +353,7 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
         "SHOPSTREAM_LAKE_ROOT": str(lake),
         "SHOPSTREAM_STREAMS_TRIGGER_S": "1",
         # Small batches, so the kills fall among many commits, not inside one huge first batch.
-        "SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER": "3000",
+        "SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER": "6000",
     }
     log = tmp_path / "driver.log"
     generator = subprocess.Popen(
@@ -361,9 +361,9 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
             SHOPSTREAM,
             "generate",
             "--duration",
-            "120",
+            "90",
             "--rate",
-            "40",
+            "25",
             "--seed",
             str(seed),
             "--bad-fraction",
