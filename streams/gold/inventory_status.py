@@ -105,6 +105,4 @@ def refresh(spark: SparkSession, settings: Settings) -> None:
         if low is not None:
             items = items.where(F.col("order_id") >= low)
     rows = status(read("silver.inventory"), orders, items, read("silver.products"), as_of)
-    rows = rows.withColumn("refreshed_at", F.current_timestamp())
-    columns = [c.split()[0] for c in lake.table_def(NAME).columns]
-    merge_replace(spark, lake.table_path(settings, NAME), rows.select(*columns), KEYS)
+    merge_replace(spark, settings, NAME, rows, KEYS)

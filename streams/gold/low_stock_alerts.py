@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from shopstream.settings import Settings
 from streams import lake
 from streams.gold.inventory_status import VELOCITY_DAYS, days_of_cover
-from streams.gold.writes import merge_replace
+from streams.gold.writes import in_table_order, merge_replace
 
 ALERTS = "gold.low_stock_alerts"
 TRANSITIONS = "gold.low_stock_alert_transitions"
@@ -269,31 +269,21 @@ def refresh(spark: SparkSession, settings: Settings, movements: DataFrame) -> No
         with_units_out(movements, earlier), watch, Thresholds.from_settings(settings)
     ).localCheckpoint()
 
-    now = F.current_timestamp()
-    new_transitions = transitions(evaluated).withColumn("refreshed_at", now).localCheckpoint()
+    new_transitions = (
+        transitions(evaluated).withColumn("refreshed_at", F.current_timestamp()).localCheckpoint()
+    )
     if not new_transitions.isEmpty():
         _insert_new(spark, lake.table_path(settings, TRANSITIONS), new_transitions)
         touched = new_transitions.select("alert_id").distinct()
         history = read(TRANSITIONS).join(touched, "alert_id", "left_semi")
-        rows = alerts(history).withColumn("refreshed_at", now)
-        merge_replace(
-            spark,
-            lake.table_path(settings, ALERTS),
-            _in_table_order(rows, ALERTS),
-            ("alert_id",),
-            scope=None,
-        )
+        merge_replace(spark, settings, ALERTS, alerts(history), ("alert_id",), scope=None)
     _advance_watch(spark, lake.table_path(settings, WATCH), watch_rows(evaluated))
-
-
-def _in_table_order(rows: DataFrame, name: str) -> DataFrame:
-    return rows.select(*[c.split()[0] for c in lake.table_def(name).columns])
 
 
 def _insert_new(spark: SparkSession, path: str, rows: DataFrame) -> None:
     from delta.tables import DeltaTable
 
-    rows = _in_table_order(rows, TRANSITIONS)
+    rows = in_table_order(rows, TRANSITIONS)
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
@@ -306,7 +296,7 @@ def _insert_new(spark: SparkSession, path: str, rows: DataFrame) -> None:
 def _advance_watch(spark: SparkSession, path: str, rows: DataFrame) -> None:
     from delta.tables import DeltaTable
 
-    rows = _in_table_order(rows.withColumn("refreshed_at", F.current_timestamp()), WATCH)
+    rows = in_table_order(rows.withColumn("refreshed_at", F.current_timestamp()), WATCH)
     (
         DeltaTable.forPath(spark, path)
         .alias("t")

@@ -78,12 +78,6 @@ def refresh(spark: SparkSession, settings: Settings, dates: Iterable[date]) -> N
         .load(lake.table_path(settings, "silver.clickstream_events"))
         .where(F.col("event_date").isin(*dates))
     )
-    rows = funnel(events).withColumn("refreshed_at", F.current_timestamp())
-    columns = [c.split()[0] for c in lake.table_def(NAME).columns]
     merge_replace(
-        spark,
-        lake.table_path(settings, NAME),
-        rows.select(*columns),
-        KEYS,
-        scope=date_scope("event_date", dates),
+        spark, settings, NAME, funnel(events), KEYS, scope=date_scope("event_date", dates)
     )

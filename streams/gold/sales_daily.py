@@ -152,12 +152,6 @@ def refresh(spark: SparkSession, settings: Settings, dates: Iterable[date]) -> N
         read("silver.products_history"),
         read("silver.warehouses"),
     )
-    rows = aggregate(lines).withColumn("refreshed_at", F.current_timestamp())
-    columns = [c.split()[0] for c in lake.table_def(NAME).columns]
     merge_replace(
-        spark,
-        lake.table_path(settings, NAME),
-        rows.select(*columns),
-        KEYS,
-        scope=date_scope("order_date", dates),
+        spark, settings, NAME, aggregate(lines), KEYS, scope=date_scope("order_date", dates)
     )
