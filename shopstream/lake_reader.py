@@ -14,8 +14,13 @@ from deltalake import DeltaTable, QueryBuilder
 
 
 def exists(path: str | Path) -> bool:
-    """True when a Delta table has been created at ``path`` (local paths)."""
-    return (Path(path) / "_delta_log").is_dir()
+    """True when a Delta table has a first commit at ``path`` (local paths).
+
+    The log folder alone is not enough: Spark creates it a moment before the first commit,
+    and a reader in between would fail.
+    """
+    log = Path(path) / "_delta_log"
+    return log.is_dir() and any(log.glob("*.json"))
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
