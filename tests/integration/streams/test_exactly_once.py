@@ -37,6 +37,7 @@ from shopstream.lake_reader import read_rows
 from shopstream.reconcile import postgres as reference
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
+from streams import runner
 from streams.silver import customers, inventory, order_items, orders, products, warehouses
 
 pytestmark = pytest.mark.integration
@@ -403,7 +404,8 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
 
         _wait_for(converged, 600, driver, log)
         driver.send_signal(signal.SIGTERM)
-        assert driver.wait(timeout=120) == 0, log.read_text()[-3000:]
+        # A graceful stop lets the running batch finish (up to runner.STOP_GRACE_S).
+        assert driver.wait(timeout=runner.STOP_GRACE_S + 120) == 0, log.read_text()[-3000:]
     finally:
         if generator.poll() is None:
             generator.kill()
