@@ -14,6 +14,7 @@ SIGKILL at random moments and restarted, several times. Then:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -230,7 +231,9 @@ def _start_driver(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def _kill_9(driver: subprocess.Popen[bytes]) -> None:
-    os.killpg(driver.pid, signal.SIGKILL)
+    """SIGKILL the driver's process group (Python and its JVM); a no-op once it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=30)
 
 
@@ -375,6 +378,7 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
         stderr=subprocess.PIPE,
     )
     kills = []
+    driver: subprocess.Popen[bytes] | None = None
     try:
         for run in range(1, 4):
             driver = _start_driver(env, log)
@@ -407,6 +411,9 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
         # A graceful stop lets the running batch finish (up to runner.STOP_GRACE_S).
         assert driver.wait(timeout=runner.STOP_GRACE_S + 120) == 0, log.read_text()[-3000:]
     finally:
+        # A failed wait must not leave a driver (and its JVM) running after the test.
+        if driver is not None:
+            _kill_9(driver)
         if generator.poll() is None:
             generator.kill()
     print(f"killed {kills} s after the queries started")
