@@ -72,6 +72,11 @@ def register(root: typer.Typer) -> None:
         no_clickstream: bool = typer.Option(
             False, "--no-clickstream", help="Only write the database; send no click events."
         ),
+        flat: bool = typer.Option(
+            False,
+            "--flat",
+            help="Hold the rate constant instead of following the daily curve (for benchmarks).",
+        ),
     ) -> None:
         """Simulate the shop: signups, orders with stock, fulfilment, restocks, price changes,
         erasures, and the web sessions around them."""
@@ -83,6 +88,7 @@ def register(root: typer.Typer) -> None:
             backfill_days=backfill_days,
             bad_fraction=bad_fraction,
             clickstream=not no_clickstream,
+            flat=flat,
         )
         options.validate()
         settings = get_settings()

@@ -26,7 +26,7 @@ from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 from shopstream.workload.catalogue import build_catalogue
 from shopstream.workload.config import WorkloadConfig
-from shopstream.workload.curve import DAY_S, SHOP_CURVE
+from shopstream.workload.curve import DAY_S, SHOP_CURVE, DailyCurve
 from shopstream.workload.model import ShopModel
 from shopstream.workload.ops import (
     CustomerEdited,
@@ -75,6 +75,8 @@ class GenerateOptions:
     backfill_days: int | None = None
     bad_fraction: float = 0.0
     clickstream: bool = True
+    #: A constant rate instead of the daily curve, so runs at different hours compare.
+    flat: bool = False
 
     def validate(self) -> None:
         """Raise ``ShopstreamError`` (exit code 2) naming the first bad option."""
@@ -267,6 +269,7 @@ def run(
         now_s = clock.now()
         started = clock.monotonic()
         rate = options.effective_rate
+        curve = DailyCurve.flat() if options.flat else SHOP_CURVE
         order_times = None
         max_orders = None
         if options.is_backfill:
@@ -276,7 +279,7 @@ def run(
             if options.orders is not None:
                 arrivals_rng = random.Random(f"{options.seed}:backfill-arrivals")
                 order_times = fixed_count_arrivals(
-                    arrivals_rng, options.orders, SHOP_CURVE, start_s, end_s
+                    arrivals_rng, options.orders, curve, start_s, end_s
                 )
         else:
             start_s = now_s
@@ -290,6 +293,7 @@ def run(
             start_s=start_s,
             mean_order_rate=rate,
             config=config,
+            curve=curve,
             order_times=order_times,
             max_orders=max_orders,
         )
