@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from shopstream.commands import (
+    alerts,
+    api,
     clickstream,
     connectors,
     db,
@@ -37,6 +39,8 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(streams.app, name="streams")
 app.add_typer(lake.app, name="lake")
 app.add_typer(topics.app, name="topics")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(api.app, name="api")
 generate.register(app)
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

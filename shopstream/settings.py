@@ -103,6 +103,52 @@ class Settings(BaseSettings):
     low_stock_high_cover_days: float = Field(default=3.0, gt=0)
     low_stock_critical_cover_days: float = Field(default=1.0, gt=0)
 
+    # Alerting: the live alert engine, its delivery, and the API (issue 5).
+    #: The database (on the same PostgreSQL server) that holds alert state: the live
+    #: projection of the inventory log, acknowledgements, the delivery log. Not the shop's
+    #: database, so Debezium never captures it.
+    ops_pg_database: str = "shopstream_ops"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    #: JSON list of keys: ``[{"name": "purchasing", "sha256": "<hex>", "scopes": ["read",
+    #: "ack"], "rate_per_s": 50}]``. Only hashes are configured. Local: empty means a key is
+    #: generated once into ``<state_dir>/api-key``; prod requires at least one key.
+    api_keys: str = ""
+    #: Requests per second per key (token bucket), unless the key sets its own ``rate_per_s``.
+    api_rate_limit_per_s: float = Field(default=100.0, gt=0)
+    api_rate_limit_burst: int = Field(default=200, ge=1)
+    api_default_page_size: int = Field(default=50, ge=1)
+    api_max_page_size: int = Field(default=500, ge=1)
+    #: /readyz fails, and the pipeline alert fires, when the newest Debezium heartbeat the
+    #: alert engine has applied is older than this.
+    alerts_freshness_bound_s: float = Field(default=60.0, gt=0)
+    #: ... and when the gold tables have not committed for this long.
+    alerts_lake_freshness_bound_s: float = Field(default=900.0, gt=0)
+    #: Log what would be delivered, send nothing.
+    alerts_dry_run: bool = False
+    #: JSON list of routing rules: ``[{"channel": "slack", "min_severity": "high",
+    #: "categories": ["toys"], "warehouses": [1, 2], "transitions": ["opened", "escalated",
+    #: "resolved"]}]``. Empty: every configured channel gets every transition it allows
+    #: (PagerDuty only ever gets critical ones).
+    alerts_routes: str = ""
+    #: After a notification for a product x warehouse on a channel, further ones for the same
+    #: key on that channel wait this long (escalations to critical excepted).
+    alerts_cooldown_s: float = Field(default=1800.0, ge=0)
+    alerts_max_attempts: int = Field(default=5, ge=1)
+    alerts_retry_base_s: float = Field(default=1.0, gt=0)
+    #: Links in notifications point here (the API's public base URL).
+    alerts_public_url: str = ""
+    alerts_slack_webhook_url: SecretStr = SecretStr("")
+    alerts_smtp_host: str = ""
+    alerts_smtp_port: int = Field(default=587, ge=1, le=65535)
+    alerts_smtp_starttls: bool = True
+    alerts_smtp_user: str = ""
+    alerts_smtp_password: SecretStr = SecretStr("")
+    alerts_email_from: str = "shopstream@localhost"
+    #: Comma-separated recipients.
+    alerts_email_to: str = ""
+    alerts_pagerduty_routing_key: SecretStr = SecretStr("")
+    alerts_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
     # How long `up` waits for each service to become healthy.
     start_timeout_s: float = Field(default=90.0, gt=0)
 
@@ -112,6 +158,10 @@ class Settings(BaseSettings):
             if self.pg_password.get_secret_value() in _PLACEHOLDER_SECRETS:
                 raise ValueError(
                     "SHOPSTREAM_PG_PASSWORD must be set to a real secret when SHOPSTREAM_ENV=prod"
+                )
+            if not self.api_keys.strip():
+                raise ValueError(
+                    "SHOPSTREAM_API_KEYS must list at least one key when SHOPSTREAM_ENV=prod"
                 )
             if self.lake_root.startswith("s3a://") and not self.s3_secret_key.get_secret_value():
                 raise ValueError("SHOPSTREAM_S3_SECRET_KEY is required for an s3a:// lake in prod")
@@ -136,6 +186,14 @@ class Settings(BaseSettings):
         """libpq connection string for psycopg."""
         return (
             f"host={self.pg_host} port={self.pg_port} dbname={self.pg_database} "
+            f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
+        )
+
+    @property
+    def ops_pg_conninfo(self) -> str:
+        """libpq connection string for the alert-state database."""
+        return (
+            f"host={self.pg_host} port={self.pg_port} dbname={self.ops_pg_database} "
             f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
         )
 

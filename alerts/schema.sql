@@ -1,0 +1,153 @@
+-- Alert state, in the ops database (SHOPSTREAM_OPS_PG_DATABASE, never the shop's).
+--
+-- Kappa: everything except `acks`, `deliveries` and `delivery_cooldowns` is a projection of
+-- the Kafka log (cdc.shop.inventory, cdc.shop.products, cdc.shop.warehouses,
+-- cdc.shop.debezium_heartbeat) and `shopstream alerts rebuild` recreates it from the
+-- earliest offsets. The engine writes a batch's rows and its consumer offsets in one
+-- transaction, so a crash at any point neither loses nor repeats a change.
+-- Alert ids are "<product_id>-<warehouse_id>-<lsn of the opening change>": the same ids as
+-- gold.low_stock_alerts, and stable across rebuilds, so acks survive a rebuild.
+-- Idempotent: applied on every start.
+
+CREATE SCHEMA IF NOT EXISTS alerting;
+
+-- Next offset to read per topic partition, committed with what it produced.
+CREATE TABLE IF NOT EXISTS alerting.consumer_offsets (
+    topic        text    NOT NULL,
+    partition    integer NOT NULL,
+    next_offset  bigint  NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+
+-- Product and warehouse attributes for filters and messages (latest image per key).
+CREATE TABLE IF NOT EXISTS alerting.products (
+    product_id   bigint PRIMARY KEY,
+    sku          text,
+    product_name text,
+    category     text,
+    cdc_lsn      bigint NOT NULL,
+    is_deleted   boolean NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS alerting.warehouses (
+    warehouse_id bigint PRIMARY KEY,
+    warehouse_code text,
+    warehouse_name text,
+    region       text,
+    cdc_lsn      bigint NOT NULL,
+    is_deleted   boolean NOT NULL DEFAULT false
+);
+
+-- One row per product x warehouse: the engine's evaluation state (the gold watch's twin).
+-- recent_moves: the stock that left in the last 7 days (+ slack), as
+-- [[lsn, moved_at_epoch_us, units_out], ...] in LSN order, for point-in-time velocity.
+CREATE TABLE IF NOT EXISTS alerting.stock (
+    product_id     bigint  NOT NULL,
+    warehouse_id   bigint  NOT NULL,
+    on_hand        integer,
+    reorder_point  integer,
+    reorder_qty    integer,
+    units_out_7d   bigint  NOT NULL DEFAULT 0,
+    days_of_cover  numeric(12, 2),
+    severity       text CHECK (severity IN ('warning', 'high', 'critical')),
+    alert_id       text,
+    cdc_lsn        bigint  NOT NULL,
+    moved_at       timestamptz NOT NULL,
+    is_deleted     boolean NOT NULL DEFAULT false,
+    recent_moves   jsonb   NOT NULL DEFAULT '[]',
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (product_id, warehouse_id)
+);
+
+-- One row per alert; recomputed from its transitions on every new transition.
+CREATE TABLE IF NOT EXISTS alerting.alerts (
+    alert_id            text PRIMARY KEY,
+    product_id          bigint  NOT NULL,
+    warehouse_id        bigint  NOT NULL,
+    status              text    NOT NULL CHECK (status IN ('open', 'resolved')),
+    severity            text    NOT NULL CHECK (severity IN ('warning', 'high', 'critical')),
+    peak_severity       text    NOT NULL CHECK (peak_severity IN ('warning', 'high', 'critical')),
+    opened_lsn          bigint  NOT NULL,
+    last_lsn            bigint  NOT NULL,
+    transition_count    integer NOT NULL,
+    on_hand             integer,
+    reorder_point       integer,
+    units_out_7d        bigint,
+    days_of_cover       numeric(12, 2),
+    opened_at           timestamptz NOT NULL,
+    last_transition_at  timestamptz NOT NULL,
+    resolved_at         timestamptz,
+    -- The last transition's seq: a stable, unique sort and cursor key.
+    last_seq            bigint  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_status_seq ON alerting.alerts (status, last_seq);
+CREATE INDEX IF NOT EXISTS alerts_product ON alerting.alerts (product_id, warehouse_id);
+CREATE INDEX IF NOT EXISTS alerts_opened_at ON alerting.alerts (opened_at);
+
+-- One row per transition (opened / escalated / deescalated / resolved). `seq` is the SSE
+-- event id and the delivery cursor: it only grows, in commit order.
+CREATE TABLE IF NOT EXISTS alerting.transitions (
+    seq                bigserial PRIMARY KEY,
+    alert_id           text    NOT NULL,
+    product_id         bigint  NOT NULL,
+    warehouse_id       bigint  NOT NULL,
+    transition         text    NOT NULL
+        CHECK (transition IN ('opened', 'escalated', 'deescalated', 'resolved')),
+    severity           text CHECK (severity IN ('warning', 'high', 'critical')),
+    previous_severity  text CHECK (previous_severity IN ('warning', 'high', 'critical')),
+    cdc_lsn            bigint  NOT NULL,
+    on_hand            integer,
+    reorder_point      integer,
+    units_out_7d       bigint  NOT NULL,
+    days_of_cover      numeric(12, 2),
+    transitioned_at    timestamptz NOT NULL,  -- when stock changed (the row's updated_at)
+    committed_at       timestamptz,           -- PostgreSQL commit (Debezium source.ts_ms)
+    recorded_at        timestamptz NOT NULL DEFAULT clock_timestamp(),  -- engine wrote it
+    UNIQUE (alert_id, cdc_lsn)
+);
+CREATE INDEX IF NOT EXISTS transitions_alert ON alerting.transitions (alert_id, seq);
+
+-- Acknowledgements: operator state, not a projection. Keyed by the stable alert id.
+CREATE TABLE IF NOT EXISTS alerting.acks (
+    alert_id         text PRIMARY KEY,
+    acknowledged_by  text NOT NULL,
+    note             text,
+    acknowledged_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Engine liveness: one row, updated with every batch and every heartbeat applied.
+CREATE TABLE IF NOT EXISTS alerting.engine_status (
+    id                   integer PRIMARY KEY CHECK (id = 1),
+    last_heartbeat_at    timestamptz,   -- beat_at of the newest Debezium heartbeat applied
+    last_change_at       timestamptz,   -- commit time of the newest inventory change applied
+    last_batch_at        timestamptz NOT NULL,
+    records_applied      bigint NOT NULL DEFAULT 0
+);
+
+-- Delivery: one row per (transition or pipeline event) x channel attempt outcome.
+CREATE TABLE IF NOT EXISTS alerting.deliveries (
+    delivery_id     bigserial PRIMARY KEY,
+    -- transition seq, or NULL for pipeline-health notifications
+    transition_seq  bigint,
+    alert_id        text,
+    kind            text NOT NULL,      -- opened / escalated / resolved / pipeline_down / pipeline_recovered / ...
+    channel         text NOT NULL CHECK (channel IN ('slack', 'email', 'pagerduty')),
+    -- one notification per (dedupe_key, channel): a replay or a rebuild sends nothing twice
+    dedupe_key      text NOT NULL,
+    status          text NOT NULL
+        CHECK (status IN ('sent', 'failed', 'dry_run', 'suppressed_cooldown', 'pending')),
+    attempts        integer NOT NULL DEFAULT 0,
+    last_error      text,
+    response_code   integer,
+    payload         jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz,
+    UNIQUE (dedupe_key, channel)
+);
+CREATE INDEX IF NOT EXISTS deliveries_created ON alerting.deliveries (created_at);
+CREATE INDEX IF NOT EXISTS deliveries_alert ON alerting.deliveries (alert_id);
+
+-- The deliverer's position in alerting.transitions.
+CREATE TABLE IF NOT EXISTS alerting.delivery_cursor (
+    id        integer PRIMARY KEY CHECK (id = 1),
+    last_seq  bigint NOT NULL
+);
