@@ -43,3 +43,23 @@ def spark(settings: Settings) -> Iterator[object]:
         pytest.fail(f"Spark could not start: {exc}", pytrace=False)
     yield session
     session.stop()
+
+
+@pytest.fixture
+def ops_settings(stack: Settings) -> Iterator[Settings]:
+    """Settings pointing at a fresh ops database (alerting schema applied), dropped after."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    from alerts.store import ensure_ops_database
+
+    name = f"shopstream_ops_test_{uuid.uuid4().hex[:10]}"
+    settings = stack.model_copy(update={"ops_pg_database": name})
+    ensure_ops_database(settings)
+    yield settings
+    with psycopg.connect(stack.pg_conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )

@@ -1,0 +1,1 @@
+"""Low-stock alerting: the live engine over the inventory change log, and delivery."""

@@ -1,0 +1,58 @@
+"""The ops database that holds alert state (``alerting`` schema, see ``schema.sql``).
+
+It lives on the stack's PostgreSQL server but in its own database, so Debezium never
+captures it and the shop's database stays the shop's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from shopstream.errors import ShopstreamError
+from shopstream.settings import Settings
+
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+
+
+def _describe(settings: Settings) -> str:
+    return f"{settings.pg_host}:{settings.pg_port}/{settings.ops_pg_database}"
+
+
+def ensure_ops_database(settings: Settings) -> None:
+    """Create the ops database if it is missing and apply the schema (idempotent)."""
+    admin = settings.pg_conninfo  # any existing database will do to issue CREATE DATABASE
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute(
+                "select 1 from pg_database where datname = %s", (settings.ops_pg_database,)
+            ).fetchone()
+            if exists is None:
+                # Another process may win the race to create it.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(
+                        sql.SQL("create database {}").format(
+                            sql.Identifier(settings.ops_pg_database)
+                        )
+                    )
+        with connect(settings) as conn:
+            # One schema apply at a time: concurrent CREATE ... IF NOT EXISTS can still clash.
+            conn.execute("select pg_advisory_xact_lock(hashtext('shopstream.alerting.schema'))")
+            conn.execute(SCHEMA_SQL.read_text())  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        raise ShopstreamError(
+            f"cannot reach the ops database at {_describe(settings)}: {exc}".strip()
+        ) from exc
+
+
+def connect(settings: Settings, *, autocommit: bool = False) -> psycopg.Connection:
+    """A connection to the ops database; raises ShopstreamError when it is unreachable."""
+    try:
+        return psycopg.connect(settings.ops_pg_conninfo, autocommit=autocommit, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise ShopstreamError(
+            f"cannot reach the ops database at {_describe(settings)}: {exc}".strip()
+        ) from exc
