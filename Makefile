@@ -25,7 +25,7 @@ TEST_ENV := SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test \
 
 .PHONY: help
 help: ## Show the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # --- install --------------------------------------------------------------------------------
 
@@ -66,6 +66,15 @@ jvm/lib/.resolved: jvm/pom.xml jvm/kafka/pom.xml jvm/debezium/pom.xml jvm/spark/
 	@mvn -B -ntp -q -f jvm/pom.xml package
 	@for d in kafka plugins/debezium-postgres spark; do \
 	  printf '  %-28s %3s jars\n' "jvm/lib/$$d" "$$(ls jvm/lib/$$d/*.jar | wc -l)"; done
+	@touch $@
+
+# The benchmarks' HTTP load generator (autocannon, from the npm registry, pinned by the lock).
+.PHONY: bench-tools
+bench-tools: bench/node_modules/.installed ## autocannon for bench/api_load.py (npm)
+
+bench/node_modules/.installed: bench/package.json bench/package-lock.json
+	$(call say,installing the benchmark load generator (autocannon) into bench/node_modules)
+	@npm ci --prefix bench --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # The s3a:// lake's jars (hadoop-aws and the ~690 MB AWS SDK v2 bundle), kept out of `install`

@@ -1,6 +1,6 @@
 -- Alert state, in the ops database (SHOPSTREAM_OPS_PG_DATABASE, never the shop's).
 --
--- Kappa: everything except `acks`, `deliveries` and `delivery_cooldowns` is a projection of
+-- Kappa: everything except `acks`, `deliveries` and `delivery_cursor` is a projection of
 -- the Kafka log (cdc.shop.inventory, cdc.shop.products, cdc.shop.warehouses,
 -- cdc.shop.debezium_heartbeat) and `shopstream alerts rebuild` recreates it from the
 -- earliest offsets. The engine writes a batch's rows and its consumer offsets in one
@@ -145,9 +145,29 @@ CREATE TABLE IF NOT EXISTS alerting.deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_created ON alerting.deliveries (created_at);
 CREATE INDEX IF NOT EXISTS deliveries_alert ON alerting.deliveries (alert_id);
+-- The deliverer looks for unfinished deliveries on every pass; keep that off a full scan.
+CREATE INDEX IF NOT EXISTS deliveries_pending ON alerting.deliveries (delivery_id)
+    WHERE status = 'pending';
+-- Pipeline-health incidents are found by dedupe key among the few rows without a transition.
+CREATE INDEX IF NOT EXISTS deliveries_pipeline ON alerting.deliveries (dedupe_key)
+    WHERE transition_seq IS NULL;
 
 -- The deliverer's position in alerting.transitions.
 CREATE TABLE IF NOT EXISTS alerting.delivery_cursor (
     id        integer PRIMARY KEY CHECK (id = 1),
     last_seq  bigint NOT NULL
+);
+
+-- Records the engine could not use (not JSON, no key, unknown op, negative stock, ...), kept
+-- with their bytes so nothing vanishes; the engine moves past them. A projection like the
+-- rest: a rebuild finds them again.
+CREATE TABLE IF NOT EXISTS alerting.rejected_records (
+    topic         text    NOT NULL,
+    partition     integer NOT NULL,
+    kafka_offset  bigint  NOT NULL,   -- not "offset": a reserved word in SQL
+    reason        text    NOT NULL,   -- "<rule>: <detail>", rules named as in silver.quarantine
+    raw_key       bytea,
+    raw_value     bytea,
+    rejected_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (topic, partition, kafka_offset)
 );

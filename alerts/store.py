@@ -41,7 +41,7 @@ def ensure_ops_database(settings: Settings) -> None:
         with connect(settings) as conn:
             # One schema apply at a time: concurrent CREATE ... IF NOT EXISTS can still clash.
             conn.execute("select pg_advisory_xact_lock(hashtext('shopstream.alerting.schema'))")
-            conn.execute(SCHEMA_SQL.read_text())  # type: ignore[arg-type]
+            conn.execute(SCHEMA_SQL.read_text().encode())
     except psycopg.OperationalError as exc:
         raise ShopstreamError(
             f"cannot reach the ops database at {_describe(settings)}: {exc}".strip()

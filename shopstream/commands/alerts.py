@@ -2,6 +2,222 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from shopstream.commands._say import console, say
+from shopstream.errors import ShopstreamError
+from shopstream.settings import Settings, get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Low-stock alerts: the live engine and delivery.")
+
+
+@app.command("run")
+def run(
+    deliver: bool = typer.Option(
+        True, "--deliver/--no-deliver", help="Also deliver notifications (in a thread)."
+    ),
+    progress_every: float = typer.Option(
+        30.0, "--progress-every", min=0.5, help="Seconds between progress lines."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="At most this many records per transaction [5000]."
+    ),
+) -> None:
+    """Run the alert engine (and the deliverer) until SIGTERM/SIGINT."""
+    from alerts.engine import MAX_BATCH, Engine, Progress
+    from alerts.store import ensure_ops_database
+
+    settings = get_settings()
+    ensure_ops_database(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        say(f"received {signal.Signals(signum).name}: stopping after the current batch")
+        stop.set()
+
+    deliver_forever = _deliverer() if deliver else None
+    if deliver:
+        _check_delivery_config(settings)
+        # The deliverer reports each notification through logging; show them in the job log.
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    failures: list[BaseException] = []
+    deliverer = None
+    if deliver_forever is not None:
+        deliverer = _start_deliverer(deliver_forever, settings, stop, failures)
+    last = {"records": 0, "at": time.monotonic()}
+
+    def on_progress(p: Progress) -> None:
+        now = time.monotonic()
+        rate = (p.records - last["records"]) / max(now - last["at"], 1e-9)
+        last.update(records=p.records, at=now)
+        lag = "unknown" if p.lag is None else str(p.lag)
+        say(
+            f"applied {p.records} records ({rate:.0f}/s), {p.transitions} transitions, "
+            f"{p.rejected} rejected; lag {lag}"
+        )
+
+    say(
+        f"alert engine: {settings.bootstrap_servers} -> "
+        f"{settings.pg_host}:{settings.pg_port}/{settings.ops_pg_database}"
+        + ("" if deliver else " (delivery off)")
+    )
+    engine = Engine(
+        settings,
+        report=say,
+        on_progress=on_progress,
+        progress_every_s=progress_every,
+        max_batch=batch_size or MAX_BATCH,
+    )
+    try:
+        engine.run(stop)
+    finally:
+        stop.set()
+        if deliverer is not None:
+            deliverer.join(timeout=30)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    p = engine.progress
+    say(f"stopped: {p.records} records applied, {p.transitions} transitions")
+    if failures:
+        raise ShopstreamError(f"the deliverer failed: {failures[0]}")
+
+
+def _deliverer() -> Callable[[Settings, threading.Event], None]:
+    try:
+        from alerts.delivery.worker import run_forever
+    except ImportError as exc:
+        raise ShopstreamError(
+            f"alert delivery is not available ({exc}); run with --no-deliver", exit_code=2
+        ) from exc
+    return run_forever
+
+
+def _check_delivery_config(settings: Settings) -> None:
+    """A bad route or channel setting fails now, in one line, before the engine starts."""
+    from alerts.delivery.worker import check_config
+
+    check_config(settings)
+
+
+def _start_deliverer(
+    run_forever: Callable[[Settings, threading.Event], None],
+    settings: Settings,
+    stop: threading.Event,
+    failures: list[BaseException],
+) -> threading.Thread:
+    def target() -> None:
+        try:
+            run_forever(settings, stop)
+        except BaseException as exc:
+            # Without delivery the engine would run on silently: stop everything instead,
+            # so a supervisor sees the failure and restarts the pair.
+            failures.append(exc)
+            say(f"the deliverer failed: {exc}; stopping")
+            stop.set()
+
+    thread = threading.Thread(target=target, name="alerts-deliverer", daemon=True)
+    thread.start()
+    return thread
+
+
+@app.command("status")
+def status() -> None:
+    """Show the engine's liveness, its lag per partition, and the open alerts by severity."""
+    from alerts.engine import TOPICS
+    from alerts.store import connect, ensure_ops_database
+    from shopstream.kafka_io import end_offsets
+
+    settings = get_settings()
+    ensure_ops_database(settings)
+    with connect(settings) as conn:
+        engine_row = conn.execute(
+            "select last_batch_at, last_heartbeat_at, last_change_at, records_applied "
+            "from alerting.engine_status where id = 1"
+        ).fetchone()
+        stored = {
+            (t, p): o
+            for t, p, o in conn.execute(
+                "select topic, partition, next_offset from alerting.consumer_offsets"
+            ).fetchall()
+        }
+        by_severity: dict[str, int] = dict(
+            conn.execute(
+                "select severity, count(*) from alerting.alerts where status = 'open' "
+                "group by severity"
+            ).fetchall()
+        )
+        rejected_row = conn.execute("select count(*) from alerting.rejected_records").fetchone()
+
+    now = datetime.now(UTC)
+    if engine_row is None:
+        say("engine: has not applied anything yet")
+    else:
+        batch_at, beat_at, change_at, applied = engine_row
+        say(f"engine: {applied} records applied; last batch {_ago(batch_at, now)}")
+        say(f"newest Debezium heartbeat applied: {_ago(beat_at, now)}")
+        say(f"newest stock change applied (committed): {_ago(change_at, now)}")
+    table = Table("topic", "partition", "next offset", "end offset", "lag")
+    for topic in TOPICS:
+        try:
+            ends = end_offsets(settings.bootstrap_servers, topic, timeout_s=5)
+        except Exception as exc:  # confluent-kafka raises several types; all mean unreachable
+            raise ShopstreamError(
+                f"cannot read end offsets from Kafka at {settings.bootstrap_servers}: {exc}"
+            ) from exc
+        for partition, end in sorted(ends.items()):
+            position = stored.get((topic, partition))
+            lag = "" if position is None else str(max(end - position, 0))
+            table.add_row(
+                topic, str(partition), "-" if position is None else str(position), str(end), lag
+            )
+    console.print(table)
+    counts = ", ".join(f"{s} {by_severity.get(s, 0)}" for s in ("critical", "high", "warning"))
+    say(f"open alerts: {counts}; rejected records: {rejected_row[0] if rejected_row else 0}")
+
+
+def _ago(at: Any, now: datetime) -> str:
+    if at is None:
+        return "never"
+    seconds = (now - at).total_seconds()
+    return f"{seconds:.1f} s ago ({at:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+@app.command("rebuild")
+def rebuild(
+    yes: bool = typer.Option(False, "--yes", help="Confirm: recompute every projection."),
+) -> None:
+    """Recompute the alert state from the earliest offsets (acks and delivery log are kept)."""
+    if not yes:
+        raise ShopstreamError(
+            "rebuild replaces the alert state with a replay of the log; "
+            "run it again with --yes to confirm",
+            exit_code=2,
+        )
+    from alerts import engine
+    from alerts.store import ensure_ops_database
+
+    settings = get_settings()
+    ensure_ops_database(settings)
+    say(f"rebuilding the alert state in {settings.ops_pg_database} from the log")
+    summary = engine.rebuild(settings, say)
+    cursor = (
+        "" if summary.delivery_cursor is None else f"; delivery cursor at {summary.delivery_cursor}"
+    )
+    say(
+        f"rebuilt from {summary.records} records: {summary.transitions} transitions "
+        f"({summary.kept_seq} kept their seq), {summary.alerts_open} open alerts, "
+        f"{summary.rejected} rejected{cursor}"
+    )
