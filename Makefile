@@ -107,7 +107,7 @@ demo: install ## Install, start the stack and the live pipeline, print where to 
 	@$(BIN)/shopstream up
 	$(call say,applying the Debezium connectors)
 	@$(BIN)/shopstream connectors apply
-	$(call say,starting a gentle live workload in the background)
+	$(call say,starting the workload + streaming pipeline + alert engine + API in the background)
 	@$(BIN)/shopstream demo start
 	@$(BIN)/shopstream demo info
 

@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS alerting.alerts (
 CREATE INDEX IF NOT EXISTS alerts_status_seq ON alerting.alerts (status, last_seq);
 CREATE INDEX IF NOT EXISTS alerts_product ON alerting.alerts (product_id, warehouse_id);
 CREATE INDEX IF NOT EXISTS alerts_opened_at ON alerting.alerts (opened_at);
+-- The API lists alerts newest first with a stable cursor: (opened_lsn DESC, alert_id).
+CREATE INDEX IF NOT EXISTS alerts_opened_lsn
+    ON alerting.alerts (opened_lsn DESC, alert_id COLLATE "C");
 
 -- One row per transition (opened / escalated / deescalated / resolved). `seq` is the SSE
 -- event id and the delivery cursor: it only grows, in commit order.

@@ -74,7 +74,10 @@ def main() -> None:
     except Exception as exc:  # click usage errors and the like
         import click
 
-        if isinstance(exc, click.ClickException):
+        # typer 0.29 vendors its own click: its usage errors are not click's classes.
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        if isinstance(exc, click.ClickException | TyperClickException):
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 from shopstream.commands._say import say
-from shopstream.settings import get_settings
+from shopstream.settings import Settings, get_settings
 from shopstream.stack.jobs import Job, all_jobs
 from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
 
@@ -25,13 +25,25 @@ DEMO_WORKLOAD = [
 
 #: The streaming pipeline: every default query (bronze, silver, gold) in one driver.
 DEMO_STREAMS = ["streams", "run", "--progress-every", "30"]
+#: The live alert engine over the inventory log, with delivery (channels are off until
+#: configured, so the demo only logs what it would send).
+DEMO_ALERTS = ["alerts", "run"]
+#: The alert API.
+DEMO_API = ["api", "serve"]
+DEMO_JOBS = (
+    ("generator", DEMO_WORKLOAD),
+    ("streams", DEMO_STREAMS),
+    ("alerts", DEMO_ALERTS),
+    ("api", DEMO_API),
+)
 
 
 @app.command("start")
 def start() -> None:
-    """Start the demo workload and the streaming pipeline in the background (idempotent)."""
+    """Start the demo workload, the streaming pipeline, the alert engine and the API in the
+    background (idempotent)."""
     settings = get_settings()
-    for name, argv in (("generator", DEMO_WORKLOAD), ("streams", DEMO_STREAMS)):
+    for name, argv in DEMO_JOBS:
         job = Job(settings, name)
         started = job.start(argv)
         say(f"{name}: {'started' if started else 'already running'} (log: {job.logfile})")
@@ -49,6 +61,7 @@ def info() -> None:
     """Print where to look: services, topics, jobs, logs and useful commands."""
     s = get_settings()
     jobs = {j.name: j for j in all_jobs(s)}
+    api = f"http://{s.api_host}:{s.api_port}"
 
     def state(name: str) -> str:
         job = jobs.get(name)
@@ -72,9 +85,27 @@ def info() -> None:
                   gold:     shopstream lake show gold.sales_daily --limit 20
                             shopstream lake show gold.low_stock_alerts --where status=open
                             shopstream lake show gold.inventory_status --order-by days_of_cover
+  Alert engine    {state("alerts")}   log: {s.logs_dir / "alerts.log"}
+                  (live from the inventory log; shopstream alerts status)
+  Alert API       {state("api")}   log: {s.logs_dir / "api.log"}
+                  {api}/v1/alerts/low-stock?status=open     docs: {api}/docs
+                  key:  {_api_key(s)}
+                  curl -H "X-API-Key: $(shopstream api key)" "{api}/v1/alerts/low-stock?status=open"
+                  live: curl -N -H "X-API-Key: $(shopstream api key)" {api}/v1/alerts/stream
+                  (low-stock alerts appear within a few minutes: the workload's reorder points
+                  are set so that busy products do run low)
   State and logs  {s.state_dir}
 
   The CLI lives in the project's virtualenv:  source .venv/bin/activate  (or .venv/bin/shopstream)
   Stop everything:   shopstream down      (data is kept; `shopstream reset --yes` deletes it)
 """
     )
+
+
+def _api_key(settings: Settings) -> str:
+    """The local API key (created on first use), or how to configure one in prod."""
+    if settings.api_keys.strip():
+        return "configured in SHOPSTREAM_API_KEYS (hashes only; use your own key)"
+    from api.auth import ensure_local_key
+
+    return ensure_local_key(settings)

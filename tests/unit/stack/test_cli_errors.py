@@ -108,6 +108,19 @@ def test_bad_setting_is_one_line(isolated_env: dict[str, str]) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["streams", "run", "--progress-every", "abc"], ["api", "serve", "--port", "abc"]],
+)
+def test_bad_option_value_is_a_usage_error_not_a_traceback(
+    isolated_env: dict[str, str], args: list[str]
+) -> None:
+    result = _run(args, isolated_env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert f"Invalid value for '{args[-2]}'" in result.stderr
+
+
 def test_prod_refuses_placeholder_password(isolated_env: dict[str, str]) -> None:
     err = _assert_one_clean_error(_run(["status"], isolated_env | {"SHOPSTREAM_ENV": "prod"}))
     assert "SHOPSTREAM_PG_PASSWORD" in err

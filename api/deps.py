@@ -1,0 +1,103 @@
+"""Dependencies the routes declare: the app's shared state, a database connection, and the
+calling key (authenticated, authorised for a scope, within its rate limit)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from api.auth import ApiKey, Authenticator
+from api.checks import KafkaProbe, LakeProbe
+from api.errors import WWW_AUTHENTICATE, ApiError
+from api.feed import TransitionFeed
+from api.gold import GoldInventory
+from api.metrics import Metrics
+from api.models import Scope
+from api.ratelimit import RateLimiter
+from shopstream.settings import Settings
+
+Conn = AsyncConnection[dict[str, Any]]
+
+
+@dataclass
+class AppContext:
+    """Everything one app instance shares between requests; built in ``create_app``."""
+
+    settings: Settings
+    authenticator: Authenticator
+    limiter: RateLimiter
+    metrics: Metrics
+    pool: AsyncConnectionPool[Conn]
+    feed: TransitionFeed
+    gold: GoldInventory
+    kafka: KafkaProbe
+    lake: LakeProbe
+    sse_keepalive_s: float
+
+
+async def _context(request: Request) -> AppContext:
+    # async: FastAPI would run a plain function in a worker thread, per request.
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[AppContext, Depends(_context)]
+
+
+async def _connection(ctx: Context) -> AsyncIterator[Conn]:
+    async with ctx.pool.connection() as conn:
+        yield conn
+
+
+#: A pooled ops-database connection (autocommit, UTC, dict rows) for the request.
+Db = Annotated[Conn, Depends(_connection)]
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key (`shopstream api key` locally)"
+)
+_bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency that admits a key with ``scope`` and charges its rate limit: 401 without
+    a valid key, 403 without the scope, 429 (with Retry-After) over the limit."""
+
+    async def caller(
+        ctx: Context,
+        api_key: Annotated[str | None, Security(_api_key_header)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> ApiKey:
+        presented = api_key or (bearer.credentials if bearer is not None else None)
+        if not presented:
+            raise ApiError(
+                401,
+                "send an API key in the X-API-Key header (or Authorization: Bearer <key>)",
+                headers=WWW_AUTHENTICATE,
+            )
+        key = ctx.authenticator.identify(presented)
+        if key is None:
+            raise ApiError(401, "the API key is not valid", headers=WWW_AUTHENTICATE)
+        if scope not in key.scopes:
+            raise ApiError(403, f"the key '{key.name}' lacks the '{scope}' scope")
+        wait_s = ctx.limiter.take(key.name, key.rate_per_s)
+        if wait_s:
+            raise ApiError(
+                429,
+                f"rate limit of the key '{key.name}' exceeded; retry in {wait_s} s",
+                headers={"Retry-After": str(wait_s)},
+            )
+        return key
+
+    return caller
+
+
+#: A key with the ``read`` scope.
+Reader = Annotated[ApiKey, Depends(require("read"))]
+#: A key with the ``ack`` scope.
+Acker = Annotated[ApiKey, Depends(require("ack"))]

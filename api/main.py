@@ -1,0 +1,118 @@
+"""The low-stock alert API: ``create_app(settings)`` builds one FastAPI app.
+
+It reads the ops database (schema ``alerting``, filled from the Kafka log by the alert
+engine) through one async connection pool per app, opened in the lifespan, and the gold
+lake for hindsight velocity. uvicorn runs ``app_from_environment`` as a factory, once per
+worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from api import errors
+from api.auth import Authenticator, load_keys
+from api.checks import KafkaProbe, LakeProbe
+from api.deps import AppContext, Conn
+from api.feed import TransitionFeed
+from api.gold import GoldInventory
+from api.metrics import Metrics, MetricsMiddleware
+from api.ratelimit import RateLimiter
+from api.routes import alerts, deliveries, health, inventory, stream
+from shopstream.settings import Settings, get_settings
+
+#: Connections per app (per uvicorn worker). A list request holds one for a single query.
+POOL_MIN, POOL_MAX = 2, 8
+#: A request waits at most this long for a free connection, then gets a 503.
+POOL_TIMEOUT_S = 2.0
+
+DESCRIPTION = """\
+Low-stock alerts for purchasing and operations, live from the inventory change log.
+
+Authenticate with an API key in the `X-API-Key` header (or `Authorization: Bearer <key>`).
+Locally, `shopstream api key` prints one. Reading needs the `read` scope, acknowledging the
+`ack` scope. Every error is a JSON `Problem` (`error`, `message`); invalid input is a 422
+`ValidationProblem` that lists each problem.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sse_poll_s: float = 1.0,
+    sse_keepalive_s: float = 15.0,
+    gold_ttl_s: float = 30.0,
+) -> FastAPI:
+    """One app over the ops database and lake ``settings`` name. The keyword arguments tune
+    the transition stream's fallback poll and keep-alive, and the gold cache's TTL."""
+    settings = settings or get_settings()
+    keys = load_keys(settings)  # a malformed SHOPSTREAM_API_KEYS fails here, not per request
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "options": "-c TimeZone=UTC",
+        "application_name": "shopstream-api",
+    }
+    pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+        settings.ops_pg_conninfo,
+        connection_class=AsyncConnection[dict[str, Any]],
+        kwargs=kwargs,
+        min_size=POOL_MIN,
+        max_size=POOL_MAX,
+        timeout=POOL_TIMEOUT_S,
+        open=False,
+        name="shopstream-api",
+    )
+    metrics = Metrics()
+    ctx = AppContext(
+        settings=settings,
+        authenticator=Authenticator(keys),
+        limiter=RateLimiter(settings.api_rate_limit_per_s, settings.api_rate_limit_burst),
+        metrics=metrics,
+        pool=pool,
+        feed=TransitionFeed(settings.ops_pg_conninfo, sse_poll_s),
+        gold=GoldInventory(settings.lake_path, gold_ttl_s),
+        kafka=KafkaProbe(settings.bootstrap_servers),
+        lake=LakeProbe(settings),
+        sse_keepalive_s=sse_keepalive_s,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # wait=False: the API starts (and /healthz, /readyz answer) while the database is
+        # down; requests that need it get a 503 until it is back.
+        await pool.open(wait=False)
+        try:
+            yield
+        finally:
+            await ctx.feed.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="shopstream low-stock alert API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.include_router(alerts.build_router(settings))
+    app.include_router(stream.router)
+    app.include_router(inventory.router)
+    app.include_router(deliveries.build_router(settings))
+    app.include_router(health.router)
+    app.include_router(health.build_router(settings))
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory: settings from the environment (``SHOPSTREAM_*``, ``.env``)."""
+    return create_app(get_settings())

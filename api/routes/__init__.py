@@ -1,0 +1,1 @@
+"""One router per resource: alerts, inventory, the transition stream, deliveries, health."""
