@@ -31,8 +31,11 @@ def ensure_ops_database(settings: Settings) -> None:
                 "select 1 from pg_database where datname = %s", (settings.ops_pg_database,)
             ).fetchone()
             if exists is None:
-                # Another process may win the race to create it.
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                # Another process may win the race to create it: PostgreSQL then reports
+                # either error, depending on how far the other CREATE DATABASE got.
+                with contextlib.suppress(
+                    psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+                ):
                     conn.execute(
                         sql.SQL("create database {}").format(
                             sql.Identifier(settings.ops_pg_database)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 from rich.console import Console
 
 from shopstream.commands._say import say
+from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings, get_settings
 from shopstream.stack.jobs import Job, all_jobs
 from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
@@ -30,6 +33,8 @@ DEMO_STREAMS = ["streams", "run", "--progress-every", "30"]
 DEMO_ALERTS = ["alerts", "run"]
 #: The alert API.
 DEMO_API = ["api", "serve"]
+#: How long `demo start` watches the jobs it started before calling them up.
+STARTUP_CHECK_S = 4.0
 DEMO_JOBS = (
     ("generator", DEMO_WORKLOAD),
     ("streams", DEMO_STREAMS),
@@ -43,10 +48,25 @@ def start() -> None:
     """Start the demo workload, the streaming pipeline, the alert engine and the API in the
     background (idempotent)."""
     settings = get_settings()
+    jobs = []
     for name, argv in DEMO_JOBS:
         job = Job(settings, name)
         started = job.start(argv)
         say(f"{name}: {'started' if started else 'already running'} (log: {job.logfile})")
+        jobs.append(job)
+    # A job that fails at start (a taken port, a bad setting) dies within seconds: say so now
+    # rather than leave a demo that looks up and is not.
+    time.sleep(STARTUP_CHECK_S)
+    dead = [job for job in jobs if not job.running()]
+    if dead:
+        for job in dead:
+            tail = job.logfile.read_text(errors="replace").strip().splitlines()[-5:]
+            say(f"{job.name} exited at start; the end of {job.logfile}:")
+            for line in tail:
+                console.print(f"    {line}", markup=False)
+        raise ShopstreamError(
+            f"{', '.join(j.name for j in dead)} did not stay up; see the log lines above"
+        )
 
 
 @app.command("stop")

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+from psycopg import sql
+
 from alerts.store import connect, ensure_ops_database
 from shopstream.settings import Settings
 
@@ -27,3 +33,20 @@ def test_schema_applies_twice_and_has_every_table(ops_settings: Settings) -> Non
         "deliveries",
         "delivery_cursor",
     } <= tables
+
+
+def test_concurrent_starts_race_to_create_the_database_and_all_succeed(stack: Settings) -> None:
+    """`make demo` starts the engine and the API together; both create the database."""
+    name = f"shopstream_ops_race_{uuid.uuid4().hex[:10]}"
+    settings = stack.model_copy(update={"ops_pg_database": name})
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(lambda _: ensure_ops_database(settings), range(6)))
+        assert results == [None] * 6
+        with connect(settings) as conn:
+            assert conn.execute("select count(*) from alerting.alerts").fetchone() == (0,)
+    finally:
+        with psycopg.connect(stack.pg_conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
