@@ -91,8 +91,10 @@ def load_keys(settings: Settings) -> tuple[ApiKey, ...]:
     """The keys this API accepts; a malformed ``SHOPSTREAM_API_KEYS`` is a one-line error."""
     raw = settings.api_keys.strip()
     if not raw:
-        if settings.env != "local":  # Settings refuses this already; never serve keyless
-            raise ShopstreamError("SHOPSTREAM_API_KEYS must list at least one key", 2)
+        if settings.env != "local":  # never serve keyless outside the local profile
+            raise ShopstreamError(
+                "SHOPSTREAM_API_KEYS must list at least one key when SHOPSTREAM_ENV=prod", 2
+            )
         key = ensure_local_key(settings)
         digest = hashlib.sha256(key.encode("utf-8")).digest()
         return (ApiKey(LOCAL_KEY_NAME, digest, frozenset(SCOPES)),)

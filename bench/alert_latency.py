@@ -96,8 +96,7 @@ def _pick_rows(
 ) -> list[tuple[int, int, int]]:
     rows = conn.execute(
         "select product_id, warehouse_id, on_hand from shop.inventory"
-        " where on_hand > reorder_point * 3 + 10 order by random() limit %s",
-        (n * 3,),
+        " where on_hand > reorder_point * 2 + 10 order by random()"
     ).fetchall()
     open_alerts = {
         (a["product"]["product_id"], a["warehouse"]["warehouse_id"]) for a in _all_open(client)

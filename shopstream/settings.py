@@ -159,10 +159,6 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "SHOPSTREAM_PG_PASSWORD must be set to a real secret when SHOPSTREAM_ENV=prod"
                 )
-            if not self.api_keys.strip():
-                raise ValueError(
-                    "SHOPSTREAM_API_KEYS must list at least one key when SHOPSTREAM_ENV=prod"
-                )
             if self.lake_root.startswith("s3a://") and not self.s3_secret_key.get_secret_value():
                 raise ValueError("SHOPSTREAM_S3_SECRET_KEY is required for an s3a:// lake in prod")
         return self
