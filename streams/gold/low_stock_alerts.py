@@ -15,11 +15,10 @@ crash at any point recomputes the same transitions and completes what was left u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from alerts.lifecycle import Thresholds  # one definition for gold and the live engine
 from shopstream.settings import Settings
 from streams import lake
 from streams.gold.inventory_status import VELOCITY_DAYS, days_of_cover
@@ -31,23 +30,6 @@ WATCH = "gold.low_stock_watch"
 KEYS = ("product_id", "warehouse_id")
 #: Severity names, mildest first.
 SEVERITIES = ("warning", "high", "critical")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a stock level is low, and how low. Days of cover, compared exactly."""
-
-    horizon_days: float
-    high_days: float
-    critical_days: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Thresholds:
-        return cls(
-            settings.low_stock_horizon_days,
-            settings.low_stock_high_cover_days,
-            settings.low_stock_critical_cover_days,
-        )
 
 
 def severity(thresholds: Thresholds) -> Column:
