@@ -89,19 +89,31 @@ def _progress_line(query: StreamingQuery) -> str:
 STOP_GRACE_S = 120.0
 
 
-def _stop_between_batches(query: StreamingQuery, report: Report) -> None:
-    """Stop a query when no batch is running, so nothing is interrupted mid-write.
+def stop_between_batches(
+    queries: list[StreamingQuery], report: Report, grace_s: float = STOP_GRACE_S
+) -> None:
+    """Stop each query when it has no batch running, so nothing is interrupted mid-write;
+    after ``grace_s`` in all, interrupt whatever still runs.
 
     ``query.stop()`` interrupts a running batch at once (harmless, as every write is
     idempotent and the batch is replayed, but noisy: Spark 4.2 can log a StackOverflowError
-    while classifying the interruption). Waiting for the trigger to go idle is the clean way.
+    while classifying the interruption). So every query is watched at once and stopped the
+    moment its trigger goes idle, before it can start another batch. One deadline covers
+    them all: waiting for each in turn let the later ones keep starting batches, and a stop
+    could take the grace period once per query.
     """
-    deadline = time.monotonic() + STOP_GRACE_S
-    while query.status.get("isTriggerActive") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if time.monotonic() >= deadline:
-        report(f"{query.name}: batch still running after {STOP_GRACE_S:.0f} s; interrupting it")
-    query.stop()
+    deadline = time.monotonic() + grace_s
+    pending = [q for q in queries if q.isActive]
+    while pending and time.monotonic() < deadline:
+        for query in list(pending):
+            if not query.status.get("isTriggerActive"):
+                query.stop()
+                pending.remove(query)
+        if pending:
+            time.sleep(0.2)
+    for query in pending:
+        report(f"{query.name}: batch still running after {grace_s:.0f} s; interrupting it")
+        query.stop()
 
 
 def run(
@@ -148,9 +160,7 @@ def run(
             stop.wait(0.5)
     finally:
         try:
-            for query in queries:
-                if query.isActive:
-                    _stop_between_batches(query, report)
+            stop_between_batches(queries, report)
             report(f"stopped {len(queries)} queries")
         except (Py4JError, ConnectionError):
             # A signal sent to the whole process group (timeout, systemd) also reaches the
