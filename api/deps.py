@@ -3,12 +3,13 @@ calling key (authenticated, authorised for a scope, within its rate limit)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -64,35 +65,58 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token")
 
 
+def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The key raw ASGI headers present, read exactly as ``require`` reads it: the first
+    non-empty ``X-API-Key``, else the first ``Authorization`` with a ``Bearer`` scheme
+    (``_api_key_header`` and ``_bearer``, for code that runs before FastAPI)."""
+    api_key = authorization = None
+    for name, value in headers:
+        if name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1")
+        elif name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+    if api_key:
+        return api_key
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if authorization and scheme and credentials and scheme.lower() == "bearer":
+        return credentials
+    return None
+
+
+def admit(ctx: AppContext, presented: str | None, scope: Scope) -> ApiKey:
+    """The key behind ``presented`` when it has ``scope``, after charging one request to
+    its rate limit: 401 without a valid key, 403 without the scope, 429 (with Retry-After)
+    over the limit. A refused request takes no token."""
+    if not presented:
+        raise ApiError(
+            401,
+            "send an API key in the X-API-Key header (or Authorization: Bearer <key>)",
+            headers=WWW_AUTHENTICATE,
+        )
+    key = ctx.authenticator.identify(presented)
+    if key is None:
+        raise ApiError(401, "the API key is not valid", headers=WWW_AUTHENTICATE)
+    if scope not in key.scopes:
+        raise ApiError(403, f"the key '{key.name}' lacks the '{scope}' scope")
+    wait_s = ctx.limiter.take(key.name, key.rate_per_s)
+    if wait_s:
+        raise ApiError(
+            429,
+            f"rate limit of the key '{key.name}' exceeded; retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
+    return key
+
+
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
-    """A dependency that admits a key with ``scope`` and charges its rate limit: 401 without
-    a valid key, 403 without the scope, 429 (with Retry-After) over the limit."""
+    """A dependency that admits a key with ``scope`` (see ``admit``)."""
 
     async def caller(
         ctx: Context,
         api_key: Annotated[str | None, Security(_api_key_header)],
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> ApiKey:
-        presented = api_key or (bearer.credentials if bearer is not None else None)
-        if not presented:
-            raise ApiError(
-                401,
-                "send an API key in the X-API-Key header (or Authorization: Bearer <key>)",
-                headers=WWW_AUTHENTICATE,
-            )
-        key = ctx.authenticator.identify(presented)
-        if key is None:
-            raise ApiError(401, "the API key is not valid", headers=WWW_AUTHENTICATE)
-        if scope not in key.scopes:
-            raise ApiError(403, f"the key '{key.name}' lacks the '{scope}' scope")
-        wait_s = ctx.limiter.take(key.name, key.rate_per_s)
-        if wait_s:
-            raise ApiError(
-                429,
-                f"rate limit of the key '{key.name}' exceeded; retry in {wait_s} s",
-                headers={"Retry-After": str(wait_s)},
-            )
-        return key
+        return admit(ctx, api_key or (bearer.credentials if bearer is not None else None), scope)
 
     return caller
 

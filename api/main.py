@@ -13,11 +13,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api import errors
+from api import cache, errors
 from api.auth import Authenticator, load_keys
 from api.checks import KafkaProbe, LakeProbe
 from api.deps import AppContext, Conn
@@ -49,9 +50,11 @@ def create_app(
     sse_poll_s: float = 1.0,
     sse_keepalive_s: float = 15.0,
     gold_ttl_s: float = 30.0,
+    list_cache_ttl_s: float = 1.0,
 ) -> FastAPI:
     """One app over the ops database and lake ``settings`` name. The keyword arguments tune
-    the transition stream's fallback poll and keep-alive, and the gold cache's TTL."""
+    the transition stream's fallback poll and keep-alive, the gold cache's TTL and the alert
+    list cache's TTL (0: no list cache)."""
     settings = settings or get_settings()
     keys = load_keys(settings)  # a malformed SHOPSTREAM_API_KEYS fails here, not per request
     kwargs: dict[str, Any] = {
@@ -89,6 +92,9 @@ def create_app(
         # wait=False: the API starts (and /healthz, /readyz answer) while the database is
         # down; requests that need it get a 503 until it is back.
         await pool.open(wait=False)
+        if list_cache_ttl_s > 0:
+            # The cache trusts only a listening feed: listen from the start.
+            ctx.feed.start()
         try:
             yield
         finally:
@@ -103,13 +109,22 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.include_router(alerts.build_router(settings))
+    alerts_router = alerts.build_router(settings)
+    app.include_router(alerts_router)
     app.include_router(stream.router)
     app.include_router(inventory.router)
     app.include_router(deliveries.build_router(settings))
     app.include_router(health.router)
     app.include_router(health.build_router(settings))
+    if list_cache_ttl_s > 0:
+        (list_route,) = (
+            r
+            for r in alerts_router.routes
+            if isinstance(r, APIRoute) and r.path == cache.PATH and "GET" in (r.methods or ())
+        )
+        app.add_middleware(cache.ListCache, ctx=ctx, route=list_route, ttl_s=list_cache_ttl_s)
+    # Added last, so outermost: cache hits are counted and timed too.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
 

@@ -77,6 +77,15 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=self.registry,
         )
+        self.list_cache = Counter(
+            "shopstream_api_list_cache",
+            "Alert list requests by what answered them: hit (the list cache), miss (the route;"
+            " its 200s are cached), bypass (the route; the cache is off while the feed is down)",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("hit", "miss", "bypass"):
+            self.list_cache.labels(result)
         self.alert_state = AlertStateCollector()
         self.registry.register(self.alert_state)
 

@@ -36,7 +36,8 @@ AlertId = Annotated[str, StringConstraints(pattern=ALERT_ID_PATTERN, max_length=
 BIGINT_MAX = 2**63 - 1
 
 
-def _tenths(value: Decimal) -> str:
+def tenths(value: Decimal) -> str:
+    """A days-of-cover figure as the API sends it: rounded half up to 0.1, as a string."""
     return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
@@ -47,7 +48,7 @@ def _hundredths(value: Decimal) -> str:
 #: Days of cover, exact to 0.1 day, as a string.
 DaysOfCover = Annotated[
     Decimal,
-    PlainSerializer(_tenths, return_type=str),
+    PlainSerializer(tenths, return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+\.[0-9]$", "examples": ["2.5"]}),
 ]
 #: Units per day, exact to 0.01, as a string.

@@ -1,17 +1,21 @@
 """API throughput and latency: the alert list endpoint under load, beside a bare FastAPI route.
 
-Starts two uvicorn servers with the same worker count on free ports of 127.0.0.1:
+Starts three uvicorn servers with the same worker count on free ports of 127.0.0.1:
 
 - the shopstream API (``api.main:create_app``) over the ops database of the running stack,
   with the per-key rate limit lifted for the run (the limit would otherwise be what is
   measured);
+- the same API without its list cache (``create_uncached_app`` below), so every request runs
+  the route and its query;
 - a bare FastAPI app whose one route returns a fixed JSON body, as the ceiling of the
   framework and server on this machine.
 
-Then drives each with autocannon (an HTTP load generator like wrk, from ``bench/node_modules``;
-``npm ci --prefix bench`` installs it) in a second process, and reports requests/s and
-latency p50/p99 for both, and the ratio. The ops database should hold alerts (``make demo``
-for a few minutes, or ``shopstream alerts run`` over an existing log).
+Then drives each in turn with autocannon (an HTTP load generator like wrk, from
+``bench/node_modules``; ``npm ci --prefix bench`` installs it) in a second process, and reports
+requests/s and latency p50/p99 for each, and the ratios to the bare app. Every request asks
+for the same page, so with the cache on nearly all are hits: a page is recomputed only after
+a transition or an ack is notified, or once a second. The ops database should hold alerts
+(``make demo`` for a few minutes, or ``shopstream alerts run`` over an existing log).
 
     .venv/bin/python bench/api_load.py --connections 32 --duration 20 --workers 2
 """
@@ -32,11 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from api.main import create_app
 from shopstream.settings import get_settings
 
 BENCH = Path(__file__).resolve().parent
 AUTOCANNON = BENCH / "node_modules" / ".bin" / "autocannon"
+
+
+def create_uncached_app() -> FastAPI:
+    """The uvicorn factory of the API without its list cache."""
+    return create_app(list_cache_ttl_s=0)
 
 
 def _free_port() -> int:
@@ -107,21 +118,25 @@ def main() -> None:
         "SHOPSTREAM_API_RATE_LIMIT_BURST": "1000000",
         "PYTHONPATH": str(BENCH.parent),
     }
-    api_port, bare_port = _free_port(), _free_port()
+    api_port, uncached_port, bare_port = _free_port(), _free_port(), _free_port()
     headers = {"X-API-Key": key}
     servers = [
         _serve("api.main:create_app", api_port, args.workers, env),
+        _serve("bench.api_load:create_uncached_app", uncached_port, args.workers, env),
         _serve("bench.bare_app:create_app", bare_port, args.workers, env),
     ]
     try:
-        list_url = f"http://127.0.0.1:{api_port}/v1/alerts/low-stock?limit={args.limit}"
+        page_path = f"/v1/alerts/low-stock?limit={args.limit}"
+        list_url = f"http://127.0.0.1:{api_port}{page_path}"
+        uncached_url = f"http://127.0.0.1:{uncached_port}{page_path}"
         bare_url = f"http://127.0.0.1:{bare_port}/bare"
         _wait_up(list_url, headers)
+        _wait_up(uncached_url, headers)
         _wait_up(bare_url, {})
-        page = httpx.get(list_url, headers=headers).json()
-        items = len(page["items"])
+        items = len(httpx.get(list_url, headers=headers).json()["items"])
         bare = _load(bare_url, {}, args.connections, args.duration)
         api = _load(list_url, headers, args.connections, args.duration)
+        uncached = _load(uncached_url, headers, args.connections, args.duration)
     finally:
         for server in servers:
             server.terminate()
@@ -136,8 +151,12 @@ def main() -> None:
         "duration_s": args.duration,
         "items_per_page": items,
         "list": api,
+        "list_uncached": uncached,
         "bare": bare,
         "throughput_ratio_list_to_bare": round(api["requests_per_s"] / bare["requests_per_s"], 3),
+        "throughput_ratio_uncached_to_bare": round(
+            uncached["requests_per_s"] / bare["requests_per_s"], 3
+        ),
     }
     print(json.dumps(result, indent=2))
     if args.json:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from api import queries
-from api.deps import Acker, Db, Reader
+from api.deps import Acker, Context, Db, Reader
 from api.errors import AUTHENTICATED, ApiError, documented, invalid
 from api.models import (
     ALERT_ID_PATTERN,
@@ -37,7 +37,7 @@ AlertIdPath = Annotated[
 ]
 
 
-def _json(body: AlertPage | AlertDetail | AckResult, status: int = 200) -> Response:
+def _json(body: AlertDetail | AckResult, status: int = 200) -> Response:
     # Serialised by pydantic-core in one step; the route's response_model documents it.
     return Response(body.model_dump_json(), status_code=status, media_type="application/json")
 
@@ -105,7 +105,8 @@ def build_router(settings: Settings) -> APIRouter:
             opened_after=opened_after,
             opened_before=opened_before,
         )
-        return _json(await queries.list_alerts(db, filters, after, limit))
+        body = await queries.list_alerts(db, filters, after, limit)
+        return Response(body, media_type="application/json")
 
     @router.get("/{alert_id}", response_model=AlertDetail, responses=documented(404))
     async def get_alert(alert_id: AlertIdPath, _: Reader, db: Db) -> Response:
@@ -124,9 +125,14 @@ def build_router(settings: Settings) -> APIRouter:
             **documented(404, 409),
         },
     )
-    async def acknowledge(alert_id: AlertIdPath, body: AckRequest, _: Acker, db: Db) -> Response:
+    async def acknowledge(
+        alert_id: AlertIdPath, body: AckRequest, _: Acker, db: Db, ctx: Context
+    ) -> Response:
         """Acknowledge an open alert (idempotent: a repeat returns the first ack, 200)."""
         outcome = await queries.acknowledge(db, alert_id, body.by, body.note)
+        if outcome.created:
+            # Committed: this process's next list shows it without waiting for the NOTIFY.
+            ctx.feed.changed()
         if outcome.ack is not None:
             return _json(outcome.ack, 201 if outcome.created else 200)
         if outcome.alert_status is None:
