@@ -237,6 +237,14 @@ def test_sigkills_mid_replay_lose_and_repeat_nothing(
             listener.backend_pid,
         )
         assert dropped == 1, f"expected one engine connection, found {dropped}"
+        # The engine notices at its next write: a stock change, or a Debezium heartbeat
+        # (every 10 s) when the workload is already over, as on a fresh stack.
+        _wait(
+            lambda: "lost the ops database" in log.read_text(),
+            60,
+            "the engine to notice the dropped connection",
+            log,
+        )
         _, err = generator.communicate(timeout=120)
         assert generator.returncode == 0, err.decode()[-2000:]
         ends = end_offsets(settings.bootstrap_servers, INVENTORY)
