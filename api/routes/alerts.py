@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, Field, StringConstraints
 
 from api import queries
 from api.deps import Acker, Context, Db, Reader
-from api.errors import AUTHENTICATED, ApiError, documented, invalid
+from api.errors import AUTHENTICATED, ApiError, documented
 from api.models import (
     ALERT_ID_PATTERN,
     BIGINT_MAX,
@@ -22,6 +22,7 @@ from api.models import (
     AlertStatus,
     Severity,
 )
+from api.routes import paging
 from shopstream.settings import Settings
 
 Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
@@ -43,6 +44,7 @@ def _json(body: AlertDetail | AckResult, status: int = 200) -> Response:
 
 
 def build_router(settings: Settings) -> APIRouter:
+    Limit = paging.limit_type(settings)
     router = APIRouter(
         prefix="/v1/alerts/low-stock",
         tags=["alerts"],
@@ -81,21 +83,11 @@ def build_router(settings: Settings) -> APIRouter:
             AwareDatetime | None,
             Query(description="Opened before (ISO 8601 with a UTC offset)"),
         ] = None,
-        limit: Annotated[
-            int, Query(ge=1, le=settings.api_max_page_size, description="Page size")
-        ] = settings.api_default_page_size,
-        cursor: Annotated[
-            str | None,
-            Query(max_length=200, description="The previous page's next_cursor, as is"),
-        ] = None,
+        limit: Limit = settings.api_default_page_size,  # type: ignore[valid-type]
+        cursor: paging.Cursor = None,
     ) -> Response:
         """Low-stock alerts, newest first (by opening change), one page at a time."""
-        after = None
-        if cursor is not None:
-            try:
-                after = queries.parse_alert_cursor(cursor)
-            except queries.BadCursor:
-                raise invalid(["query", "cursor"], "not a cursor this list issued") from None
+        after = paging.decode(cursor, queries.parse_alert_cursor)
         filters = queries.AlertFilters(
             statuses=tuple(status or ()),
             severities=tuple(severity or ()),

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query, Response
 
 from api import queries
 from api.deps import Db, Reader
-from api.errors import AUTHENTICATED, documented, invalid
+from api.errors import AUTHENTICATED, documented
 from api.models import ALERT_ID_PATTERN, Channel, DeliveryPage, DeliveryStatus
+from api.routes import paging
 from shopstream.settings import Settings
 
 
 def build_router(settings: Settings) -> APIRouter:
+    Limit = paging.limit_type(settings)
     router = APIRouter(
         prefix="/v1/deliveries", tags=["deliveries"], responses=documented(*AUTHENTICATED, 422, 503)
     )
@@ -31,21 +33,11 @@ def build_router(settings: Settings) -> APIRouter:
         status: Annotated[
             list[DeliveryStatus] | None, Query(max_length=5, description="Repeat to match any")
         ] = None,
-        limit: Annotated[
-            int, Query(ge=1, le=settings.api_max_page_size, description="Page size")
-        ] = settings.api_default_page_size,
-        cursor: Annotated[
-            str | None,
-            Query(max_length=200, description="The previous page's next_cursor, as is"),
-        ] = None,
+        limit: Limit = settings.api_default_page_size,  # type: ignore[valid-type]
+        cursor: paging.Cursor = None,
     ) -> Response:
         """Notification deliveries, newest first, one page at a time."""
-        before = None
-        if cursor is not None:
-            try:
-                before = queries.parse_delivery_cursor(cursor)
-            except queries.BadCursor:
-                raise invalid(["query", "cursor"], "not a cursor this list issued") from None
+        before = paging.decode(cursor, queries.parse_delivery_cursor)
         items, next_cursor = await queries.list_deliveries(
             db, alert_id, tuple(channel or ()), tuple(status or ()), before, limit
         )
