@@ -261,8 +261,9 @@ class Deliverer:
             status = "dry_run" if self.dry_run else "pending"
             if held:
                 status = "suppressed_cooldown"
-            inserted = conn.execute(
-                _INSERT_SQL,
+            self._record(
+                conn,
+                summary,
                 {
                     "seq": event.seq,
                     "alert_id": event.alert_id,
@@ -272,16 +273,23 @@ class Deliverer:
                     "status": status,
                     "payload": Jsonb(self.payload(target.channel, event, target.action)),
                 },
-            ).fetchone()
-            if inserted is None:
-                summary.duplicates += 1
-            elif status == "pending":
-                summary.queued += 1
-                self._unscanned = True
-            elif status == "dry_run":
-                summary.dry_run += 1
-            else:
-                summary.suppressed += 1
+            )
+
+    def _record(
+        self, conn: psycopg.Connection, summary: DeliverySummary, row: dict[str, Any]
+    ) -> None:
+        """Insert one delivery row (nothing when its dedupe key and channel exist) and count
+        what became of it; a pending row wakes the sender."""
+        inserted = conn.execute(_INSERT_SQL, row).fetchone()
+        if inserted is None:
+            summary.duplicates += 1
+        elif row["status"] == "pending":
+            summary.queued += 1
+            self._unscanned = True
+        elif row["status"] == "dry_run":
+            summary.dry_run += 1
+        else:
+            summary.suppressed += 1
 
     # The watchdog --------------------------------------------------------------------------
 
@@ -298,26 +306,19 @@ class Deliverer:
                     event.kind == "pipeline_down" or event.all_clear
                 ):
                     continue  # PagerDuty's one pipeline incident stays open while a part is down
-                status = "dry_run" if self.dry_run else "pending"
-                inserted = conn.execute(
-                    _INSERT_SQL,
+                self._record(
+                    conn,
+                    summary,
                     {
                         "seq": None,
                         "alert_id": None,
                         "kind": event.kind,
                         "channel": channel,
                         "dedupe_key": event.dedupe_key,
-                        "status": status,
+                        "status": "dry_run" if self.dry_run else "pending",
                         "payload": Jsonb(self.pipeline_payload(channel, event)),
                     },
-                ).fetchone()
-                if inserted is None:
-                    summary.duplicates += 1
-                elif status == "pending":
-                    summary.queued += 1
-                    self._unscanned = True
-                else:
-                    summary.dry_run += 1
+                )
 
     # Step 2: send --------------------------------------------------------------------------
 
