@@ -221,3 +221,38 @@ def rebuild(
         f"({summary.kept_seq} kept their seq), {summary.alerts_open} open alerts, "
         f"{summary.rejected} rejected{cursor}"
     )
+
+
+@app.command("send")
+def send(
+    summary: str = typer.Option(..., "--summary", help="The one-line message."),
+    severity: str = typer.Option(
+        "info", "--severity", help="info, warning, critical (also pages) or resolved."
+    ),
+    detail: str = typer.Option("", "--detail", help="More text under the summary."),
+    dedup_key: str = typer.Option(
+        "", "--dedup-key", help="PagerDuty incident key (critical opens it, resolved closes it)."
+    ),
+) -> None:
+    """Send one notice to every configured channel (for schedulers and operators)."""
+    from alerts.delivery.notices import SEVERITIES, Notice, send_notice
+
+    if severity not in SEVERITIES:
+        raise ShopstreamError(
+            f"--severity must be one of {', '.join(SEVERITIES)}, not {severity!r}", exit_code=2
+        )
+    if not summary.strip():
+        raise ShopstreamError("--summary must not be empty", exit_code=2)
+    settings = get_settings()
+    notice = Notice(severity, summary, detail, dedup_key)  # type: ignore[arg-type]
+    results = send_notice(settings, notice, report=say)
+    if not results:
+        raise ShopstreamError(
+            "no alert channel is configured (SHOPSTREAM_ALERTS_SLACK_WEBHOOK_URL, "
+            "SHOPSTREAM_ALERTS_SMTP_HOST + SHOPSTREAM_ALERTS_EMAIL_TO, "
+            "SHOPSTREAM_ALERTS_PAGERDUTY_ROUTING_KEY)"
+        )
+    for result in results:
+        say(f"{result.channel}: {result.status}" + (f" ({result.error})" if result.error else ""))
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)

@@ -34,7 +34,7 @@ from alerts.store import connect
 from shopstream.settings import Settings
 
 if TYPE_CHECKING:  # the fixture lives in this folder's conftest
-    from tests.integration.alerts.conftest import HttpReceiver
+    from tests.integration.conftest import HttpReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

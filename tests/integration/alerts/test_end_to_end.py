@@ -34,7 +34,7 @@ from shopstream.workload.runner import GenerateOptions
 from shopstream.workload.runner import run as run_workload
 
 if TYPE_CHECKING:  # the fixture lives in this folder's conftest
-    from tests.integration.alerts.conftest import HttpReceiver
+    from tests.integration.conftest import HttpReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
