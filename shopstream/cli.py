@@ -12,6 +12,7 @@ from rich.markup import escape
 from shopstream.commands import (
     alerts,
     api,
+    batch,
     clickstream,
     connectors,
     db,
@@ -42,6 +43,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(api.app, name="api")
 generate.register(app)
+batch.register(app)
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 

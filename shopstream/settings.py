@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     alerts_email_to: str = ""
     alerts_pagerduty_routing_key: SecretStr = SecretStr("")
     alerts_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    # The daily batch (`shopstream batch`): dbt's target is `local` (dbt-spark's session
+    # method, in the batch's own Spark session) or `cluster` (a Spark Thrift server).
+    dbt_target: Literal["local", "cluster"] = "local"
+    dbt_thrift_host: str = "127.0.0.1"
+    dbt_thrift_port: int = Field(default=10000, ge=1, le=65535)
     # How long `up` waits for each service to become healthy.
     start_timeout_s: float = Field(default=90.0, gt=0)
 

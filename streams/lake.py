@@ -31,7 +31,7 @@ from shopstream.errors import ShopstreamError
 from shopstream.settings import PROJECT_ROOT, Settings
 
 DEFINITIONS_DIR = PROJECT_ROOT / "delta"
-LAYERS = ("bronze", "silver", "gold")
+LAYERS = ("bronze", "silver", "gold", "marts", "audit")
 
 
 @dataclass(frozen=True)

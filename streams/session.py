@@ -10,6 +10,7 @@ resolved by ``make install-s3``), handed to Spark the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -85,8 +86,15 @@ def s3a_options(settings: Settings) -> dict[str, str]:
     return options
 
 
-def build_spark(settings: Settings, app_name: str = "shopstream") -> SparkSession:
-    """A Spark session for ``settings.spark_master`` with Delta and the Kafka source."""
+def build_spark(
+    settings: Settings,
+    app_name: str = "shopstream",
+    extra_config: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """A Spark session for ``settings.spark_master`` with Delta and the Kafka source.
+
+    ``extra_config`` adds or overrides options (the daily batch adds its metastore).
+    """
     jars = spark_jars(settings.jvm_lib_dir)
     if is_s3a(settings):
         jars += s3a_jars(settings.jvm_lib_dir)
@@ -121,6 +129,8 @@ def build_spark(settings: Settings, app_name: str = "shopstream") -> SparkSessio
     if is_s3a(settings):
         for key, value in s3a_options(settings).items():
             builder = builder.config(key, value)
+    for key, value in (extra_config or {}).items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import psycopg
 import typer
 from rich.console import Console
 
@@ -23,6 +28,17 @@ DEMO_WORKLOAD = [
     "--duration", str(7 * 24 * 3600),
     "--seed", "42",
     "--bad-fraction", "0.01",
+]  # fmt: skip
+
+
+#: Before the live workload, a fresh shop gets a week of history, so the daily batch has
+#: yesterday to build and reconcile (`shopstream batch --date yesterday`).
+DEMO_HISTORY = [
+    "generate",
+    "--backfill-days", "7",
+    "--orders", "3000",
+    "--seed", "7",
+    "--no-clickstream",
 ]  # fmt: skip
 
 
@@ -48,6 +64,7 @@ def start() -> None:
     """Start the demo workload, the streaming pipeline, the alert engine and the API in the
     background (idempotent)."""
     settings = get_settings()
+    _ensure_history(settings)
     jobs = []
     for name, argv in DEMO_JOBS:
         job = Job(settings, name)
@@ -69,6 +86,22 @@ def start() -> None:
         )
 
 
+def _ensure_history(settings: Settings) -> None:
+    """Backfill a week of orders once, on a shop with nothing before today."""
+    with psycopg.connect(settings.pg_conninfo) as conn:
+        row = conn.execute(
+            "select exists (select 1 from shop.orders where placed_at < current_date)"
+        ).fetchone()
+    if row is not None and row[0]:
+        return
+    say("backfilling a week of order history for the daily batch (once; ~30 s)")
+    exe = Path(sys.executable).parent / "shopstream"
+    done = subprocess.run([str(exe), *DEMO_HISTORY], capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        raise ShopstreamError(f"the history backfill failed: {' '.join(tail)}")
+
+
 @app.command("stop")
 def stop() -> None:
     """Stop the demo's background jobs; the stack keeps running."""
@@ -82,6 +115,7 @@ def info() -> None:
     s = get_settings()
     jobs = {j.name: j for j in all_jobs(s)}
     api = f"http://{s.api_host}:{s.api_port}"
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 
     def state(name: str) -> str:
         job = jobs.get(name)
@@ -114,6 +148,14 @@ def info() -> None:
                   live: curl -N -H "X-API-Key: $(shopstream api key)" {api}/v1/alerts/stream
                   (low-stock alerts appear within a few minutes: the workload's reorder points
                   are set so that busy products do run low)
+  Daily batch     dbt marts + Great Expectations + reconciliation (stream = batch = source)
+                  run it for yesterday, once the streams have caught up (a few minutes):
+                    shopstream batch --date {yesterday}
+                  marts:      shopstream lake show marts.agg_daily_sales -n 50
+                  run record: shopstream lake show audit.batch_runs --order-by started_at --desc
+                  reconciliation (the Kappa proof, key x measure):
+                              shopstream lake show audit.reconciliation --where is_match=false
+                  Data Docs:  {s.state_dir / "quality" / "data_docs" / "index.html"}
   State and logs  {s.state_dir}
 
   The CLI lives in the project's virtualenv:  source .venv/bin/activate  (or .venv/bin/shopstream)

@@ -42,3 +42,18 @@ def test_readme_documents_every_setting() -> None:
 
 def test_ci_runs_make_test() -> None:
     assert "make test" in (PROJECT_ROOT / ".ci" / "run").read_text()
+
+
+def test_delta_declares_every_dbt_mart_with_the_columns_dbt_documents() -> None:
+    import yaml
+
+    from streams import lake
+
+    models = {p.stem for p in (PROJECT_ROOT / "dbt" / "models" / "marts").glob("*.sql")}
+    declared = {name.split(".", 1)[1] for name in lake.definitions() if name.startswith("marts.")}
+    assert declared == models
+    for spec in (PROJECT_ROOT / "dbt" / "models" / "marts").glob("*.yml"):
+        for model in yaml.safe_load(spec.read_text())["models"]:
+            columns = {c.split()[0] for c in lake.table_def(f"marts.{model['name']}").columns}
+            documented = {c["name"] for c in model.get("columns", [])}
+            assert documented <= columns, (model["name"], documented - columns)

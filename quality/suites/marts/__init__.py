@@ -1,0 +1,1 @@
+"""Suites of the dbt marts (read through the batch session's catalog)."""

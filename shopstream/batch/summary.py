@@ -1,0 +1,61 @@
+"""The batch's message to people: one notice per run date, built from its steps' results.
+
+A day whose steps all passed is an ``info`` summary (Slack and email). A failed step makes it
+``critical``, which also opens a PagerDuty incident keyed by the date; the next clean run of
+that date resolves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+from alerts.delivery.notices import Notice
+from shopstream.batch.steps import StepResult
+
+#: How much of a step's error a notice carries (the run record keeps it whole).
+ERROR_SHOWN = 600
+
+
+def dedup_key(run_date: date) -> str:
+    return f"batch:{run_date.isoformat()}"
+
+
+def _step_text(result: StepResult) -> str:
+    parts = [f"{result.status} in {result.duration_s:.1f} s"]
+    if result.quality_score is not None:
+        parts.append(f"quality score {result.quality_score:.1%}")
+    if result.rows:
+        parts.append(", ".join(f"{name} {count:,}" for name, count in sorted(result.rows.items())))
+    return "; ".join(parts)
+
+
+def notice(
+    run_date: date, results: Mapping[str, StepResult], *, resolves_failure: bool = False
+) -> Notice:
+    """The notice for ``run_date`` from the latest result of each step (step name -> result)."""
+    failed = [r for r in results.values() if r.status == "failed"]
+    fields = {name: _step_text(result) for name, result in results.items()}
+    if failed:
+        names = ", ".join(r.step for r in failed)
+        detail = "\n".join(f"{r.step}: {(r.error or 'failed')[:ERROR_SHOWN]}" for r in failed)
+        return Notice(
+            "critical",
+            f"Daily batch for {run_date} FAILED at {names}",
+            detail,
+            dedup_key(run_date),
+            fields,
+        )
+    reconcile = results.get("reconcile")
+    proof = (
+        f"; stream = batch = source for all {reconcile.rows.get('keys', 0)} keys"
+        if reconcile is not None and reconcile.status == "success"
+        else ""
+    )
+    return Notice(
+        "resolved" if resolves_failure else "info",
+        f"Daily batch for {run_date} succeeded{proof}",
+        "An earlier failure of this date is resolved." if resolves_failure else "",
+        dedup_key(run_date),
+        fields,
+    )
