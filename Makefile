@@ -91,6 +91,27 @@ jvm/lib/spark-s3/.resolved: jvm/lib/.resolved jvm/pom.xml jvm/spark-s3/pom.xml
 	  "$$(du -sh jvm/lib/spark-s3 | cut -f1)"
 	@touch $@
 
+# Apache Airflow for the daily batch DAG (dags/), in its own virtualenv: apache-airflow-core 3.3
+# needs fastapi<0.137 and shopstream pins fastapi 0.163, so they cannot share $(VENV). The pins
+# live in one place, pyproject's `airflow` extra; shopstream is not installed here (the DAG only
+# calls its CLI).
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_PINS = $(shell $(PYTHON) -c 'import tomllib; \
+  print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["airflow"])')
+
+.PHONY: airflow
+airflow: $(AIRFLOW_VENV)/.installed ## Apache Airflow 3 in .venv-airflow, to test dags/ (~290 MB)
+
+$(AIRFLOW_VENV)/.installed: pyproject.toml
+	$(call say,creating the Airflow environment in $(AIRFLOW_VENV): $(AIRFLOW_PINS))
+	@[ -x $(AIRFLOW_VENV)/bin/python ] || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	@$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
+	@$(AIRFLOW_VENV)/bin/pip install --progress-bar off $(AIRFLOW_PINS) \
+	  | { grep -E '^(Successfully|ERROR)' || true; }
+	@$(AIRFLOW_VENV)/bin/python -c "import airflow.providers.standard.operators.bash, airflow.sdk; \
+	  print('airflow ok:', airflow.__version__)"
+	@touch $@
+
 # --- run ------------------------------------------------------------------------------------
 
 .PHONY: up
@@ -118,9 +139,10 @@ lint: python ## ruff and mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
+	@$(BIN)/mypy dags
 
 .PHONY: test
-test: install install-s3 ## Install, start the test stack, run the whole suite
+test: install install-s3 airflow ## Install, start the test stack, run the whole suite
 	$(call say,starting the test stack (state in .state-test))
 	@$(TEST_ENV) $(BIN)/shopstream up
 	$(call say,running the test suite)
