@@ -5,9 +5,16 @@ dropped). The rules mirror ``shopstream.clickstream.events.parse_event``, the pr
 reference validator, so every record the generator labels bad (header
 ``shopstream.bad_kind``) lands in ``silver.quarantine`` with its reason and its label.
 
-Lateness: an event whose ``occurred_at`` is older than the watermark (the newest event time
-stored before this batch, minus ``ALLOWED_LATENESS``) goes to ``silver.clickstream_late``:
-counted, never silently dropped.
+Lateness is a function of the log, not of how micro-batches cut it, so a replay gives the
+same tables as the live stream. Each Kafka partition has a stream time (as in Kafka Streams):
+the newest ``occurred_at`` of any valid event at an earlier offset of that partition. An event
+more than ``ALLOWED_LATENESS`` older than its partition's stream time goes to
+``silver.clickstream_late``: counted, never silently dropped. Stream time carries from batch
+to batch in a small file per batch beside the query's checkpoint (``streams.batch_state``).
+
+Duplicates: the first occurrence of an ``event_id`` in log order is the one kept; a later copy
+is dropped whether the first went to the events table or to the late table. Sessions (the
+record key) stay in one partition, so their duplicates are ordered by offset.
 """
 
 from __future__ import annotations
@@ -15,15 +22,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.clickstream.events import BAD_KIND_HEADER, MAX_EVENT_BYTES, REQUIRED_FIELDS
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC
-from streams import lake
+from streams import batch_state, lake
 from streams.silver.cdc import append_quarantine
+from streams.silver.rules import Check, with_first_failure
 from streams.sources import kafka_stream
 from streams.steps import step
 
@@ -47,7 +55,7 @@ def _kind(field: str) -> Column:
     return F.expr(f"schema_of_variant(variant_get(v, '$.{field}'))")
 
 
-def _checks() -> list[tuple[Column, str, Column]]:
+def _checks() -> list[Check]:
     """(failed?, rule, detail) in the order the reference validator applies them."""
     missing = F.array_except(F.array(*[F.lit(f) for f in REQUIRED_FIELDS]), F.col("keys"))
     # Variant stores each integer in the smallest type that holds it, and JSON null as VOID.
@@ -113,13 +121,7 @@ def parse(records: DataFrame) -> DataFrame:
             ),
         )
     )
-    rule: Column = F.lit(None).cast("string")
-    detail: Column = F.lit(None).cast("string")
-    for cond, name, why in reversed(_checks()):
-        hit = F.coalesce(cond, F.lit(False))
-        rule = F.when(hit, F.lit(name)).otherwise(rule)
-        detail = F.when(hit, why).otherwise(detail)
-    return parsed.withColumn("rule", rule).withColumn("detail", detail)
+    return with_first_failure(parsed, _checks())
 
 
 def quarantine_rows(parsed: DataFrame) -> DataFrame:
@@ -162,16 +164,51 @@ def event_rows(parsed: DataFrame) -> DataFrame:
     )
 
 
-def split_late(events: DataFrame, watermark: object) -> tuple[DataFrame, DataFrame]:
-    """(on time, late) against ``watermark`` (a datetime or None for an empty table). Pure."""
-    if watermark is None:
-        return events, events.limit(0)
-    cutoff = F.lit(watermark) - F.expr(f"INTERVAL {int(ALLOWED_LATENESS.total_seconds())} SECONDS")
-    late = F.col("occurred_at") < cutoff
-    return events.where(~late), events.where(late)
+#: Stream time per Kafka partition, in microseconds since the epoch (UTC).
+StreamTime = dict[int, int]
 
 
-def late_rows(late: DataFrame, raw: DataFrame, watermark: object) -> DataFrame:
+def mark_late(events: DataFrame, stream_time: StreamTime) -> DataFrame:
+    """Valid events → the same rows with ``watermark_at`` and ``is_late``. Pure.
+
+    ``watermark_at`` is the event's partition's stream time just before it: the newest
+    ``occurred_at`` at an earlier offset, in this batch or (``stream_time``, as of the
+    batch's start) before it. Every valid event counts, duplicates and late ones included: a
+    late event never raises it, and a duplicate carries its original's time.
+    """
+    earlier = (
+        Window.partitionBy("kafka_partition")
+        .orderBy("kafka_offset")
+        .rowsBetween(Window.unboundedPreceding, -1)
+    )
+    before_batch: Column = F.lit(None).cast("bigint")
+    if stream_time:
+        pairs = [F.lit(x) for p, us in sorted(stream_time.items()) for x in (p, us)]
+        before_batch = F.create_map(*pairs)[F.col("kafka_partition")]
+    micros = F.greatest(before_batch, F.max(F.unix_micros("occurred_at")).over(earlier))
+    cutoff = micros - F.lit(int(ALLOWED_LATENESS.total_seconds() * 1_000_000))
+    return events.withColumn("watermark_at", F.timestamp_micros(micros)).withColumn(
+        "is_late", F.coalesce(F.unix_micros("occurred_at") < cutoff, F.lit(False))
+    )
+
+
+def first_occurrences(events: DataFrame) -> DataFrame:
+    """The first record of each ``event_id`` in log order (partition, then offset). Pure."""
+    first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
+    return events.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+
+
+def advance(stream_time: StreamTime, events: DataFrame) -> StreamTime:
+    """The stream time per partition after ``events`` (valid events of one batch)."""
+    newest = events.groupBy("kafka_partition").agg(F.max(F.unix_micros("occurred_at")).alias("us"))
+    after = dict(stream_time)
+    for row in newest.collect():
+        if row.us is not None:
+            after[row.kafka_partition] = max(after.get(row.kafka_partition, row.us), row.us)
+    return after
+
+
+def late_rows(late: DataFrame, raw: DataFrame) -> DataFrame:
     return late.join(
         raw.select(
             F.col("partition").alias("kafka_partition"),
@@ -186,11 +223,58 @@ def late_rows(late: DataFrame, raw: DataFrame, watermark: object) -> DataFrame:
         "raw_value",
         "kafka_partition",
         "kafka_offset",
-        (F.lit(watermark).cast("double") - F.col("occurred_at").cast("double")).alias("lateness_s"),
-        F.lit(watermark).cast("timestamp").alias("watermark_at"),
+        (
+            (F.unix_micros("watermark_at") - F.unix_micros("occurred_at")).cast("double")
+            / 1_000_000
+        ).alias("lateness_s"),
+        "watermark_at",
         "occurred_at",
         "ingested_at",
     )
+
+
+def stream_time_folder(settings: Settings) -> str:
+    return f"{lake.checkpoint_path(settings, NAME)}/stream_time"
+
+
+def stream_time_before(spark: SparkSession, settings: Settings, batch_id: int) -> StreamTime:
+    """Each partition's stream time as of the start of batch ``batch_id``.
+
+    Without a state file (a new lake, or one from before stream time was kept) it is what
+    the events table holds, and that is written down as the previous batch's state at once,
+    so a replay of this batch starts from the same place.
+    """
+    folder = stream_time_folder(settings)
+    state = batch_state.read_before(spark, folder, batch_id)
+    if state is not None:
+        return {int(p): int(us) for p, us in state["stream_time_us"].items()}
+    stored = (
+        spark.read.format("delta")
+        .load(lake.table_path(settings, NAME))
+        .groupBy("kafka_partition")
+        .agg(F.max(F.unix_micros("occurred_at")).alias("us"))
+        .collect()
+    )
+    found = {r.kafka_partition: r.us for r in stored if r.us is not None}
+    batch_state.write(spark, folder, batch_id - 1, {"stream_time_us": found})
+    return found
+
+
+def _not_stored(spark: SparkSession, settings: Settings, late: DataFrame) -> DataFrame:
+    """Late events whose ``event_id`` is in neither table yet: an earlier copy won."""
+    dates = [r.event_date for r in late.select("event_date").distinct().collect()]
+    events = (
+        spark.read.format("delta")
+        .load(lake.table_path(settings, NAME))
+        .where(F.col("event_date").isin(dates))
+        .select("event_id")
+    )
+    already_late = (
+        spark.read.format("delta")
+        .load(lake.table_path(settings, "silver.clickstream_late"))
+        .select("event_id")
+    )
+    return late.join(events, "event_id", "left_anti").join(already_late, "event_id", "left_anti")
 
 
 def process_batch(
@@ -200,29 +284,35 @@ def process_batch(
         parsed = parse(records).localCheckpoint()
     with step(spark, f"{NAME}: quarantine"):
         append_quarantine(spark, settings, quarantine_rows(parsed), f"{NAME}:quarantine", batch_id)
-    path = lake.table_path(settings, NAME)
-    with step(spark, f"{NAME}: watermark"):
-        newest = spark.read.format("delta").load(path).agg(F.max("occurred_at")).first()
-    watermark = newest[0] if newest else None
-    events = event_rows(parsed).dropDuplicates(["event_id"])
-    on_time, late = split_late(events, watermark)
+    events = event_rows(parsed)
+    with step(spark, f"{NAME}: stream time"):
+        stream_time = stream_time_before(spark, settings, batch_id)
+        kept = first_occurrences(mark_late(events, stream_time)).localCheckpoint()
     with step(spark, f"{NAME}: append late"):
-        (
-            late_rows(late, parsed, watermark)
-            .write.format("delta")
-            .mode("append")
-            .option("txnAppId", f"{NAME}:late")
-            .option("txnVersion", batch_id)
-            .save(lake.table_path(settings, "silver.clickstream_late"))
-        )
+        late = kept.where("is_late")
+        if not late.isEmpty():
+            (
+                late_rows(_not_stored(spark, settings, late), parsed)
+                .write.format("delta")
+                .mode("append")
+                .option("txnAppId", f"{NAME}:late")
+                .option("txnVersion", batch_id)
+                .save(lake.table_path(settings, "silver.clickstream_late"))
+            )
     with step(spark, f"{NAME}: merge"):
         (
-            DeltaTable.forPath(spark, path)
+            DeltaTable.forPath(spark, lake.table_path(settings, NAME))
             .alias("t")
-            .merge(on_time.alias("s"), "t.event_id = s.event_id")
+            .merge(
+                kept.where("not is_late").drop("watermark_at", "is_late").alias("s"),
+                "t.event_id = s.event_id",
+            )
             .whenNotMatchedInsertAll()
             .execute()
         )
+    with step(spark, f"{NAME}: stream time"):
+        state = {"stream_time_us": advance(stream_time, events)}
+        batch_state.write(spark, stream_time_folder(settings), batch_id, state)
 
 
 def run(spark: SparkSession, settings: Settings) -> StreamingQuery:
@@ -237,6 +327,6 @@ def run(spark: SparkSession, settings: Settings) -> StreamingQuery:
         .writeStream.queryName(NAME)
         .foreachBatch(batch)
         .option("checkpointLocation", lake.checkpoint_path(settings, NAME))
-        .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
+        .trigger(processingTime=f"{settings.trigger_s('silver')} seconds")
         .start()
     )

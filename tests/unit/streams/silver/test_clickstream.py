@@ -23,13 +23,15 @@ SCHEMA = (
 )
 
 
-def _rows(records: list[ClickRecord], first_offset: int = 0) -> list[tuple[Any, ...]]:
+def _rows(
+    records: list[ClickRecord], first_offset: int = 0, partition: int = 0
+) -> list[tuple[Any, ...]]:
     return [
         (
             r.key,
             r.value,
             "web.clickstream",
-            0,
+            partition,
             first_offset + i,
             T0,
             [(BAD_KIND_HEADER, str(r.bad_kind).encode())] if r.bad_kind else [],
@@ -89,3 +91,82 @@ def test_events_behind_the_watermark_go_to_the_late_table(spark, lake_settings) 
     assert sorted(r["event_id"] for r in late) == sorted(str(r.event.event_id) for r in old)
     assert all(r["lateness_s"] > 3600 for r in late)
     assert len(_read(spark, lake_settings, clickstream.NAME)) == len(fresh)
+
+
+def test_an_old_event_behind_a_newer_one_in_the_same_batch_is_late(spark, lake_settings) -> None:
+    sim = ClickstreamSimulator(9, range(1, 50), 0.0, late_fraction=0.0, duplicate_fraction=0.0)
+    fresh, old = sim.browsing(T0 + timedelta(hours=5), None), sim.browsing(T0, None)
+    other_partition = sim.browsing(T0, None)  # as old, but nothing newer precedes it there
+    batch = _rows(fresh + old) + _rows(other_partition, partition=1)
+    clickstream.process_batch(spark, lake_settings, spark.createDataFrame(batch, SCHEMA), 0)
+
+    late = _read(spark, lake_settings, "silver.clickstream_late")
+    assert sorted(r["event_id"] for r in late) == sorted(str(r.event.event_id) for r in old)
+    newest = max(r.event.occurred_at for r in fresh).astimezone(UTC).replace(tzinfo=None)
+    assert {r["watermark_at"] for r in late} == {newest}
+    on_time = {r["event_id"] for r in _read(spark, lake_settings, clickstream.NAME)}
+    assert on_time == {str(r.event.event_id) for r in fresh + other_partition}
+
+
+def _table(spark: SparkSession, settings: Settings, name: str) -> list[str]:
+    rows = _read(spark, settings, name)
+    return sorted(str(sorted((k, v) for k, v in r.items() if k != "ingested_at")) for r in rows)
+
+
+def test_batch_boundaries_and_replays_do_not_change_the_tables(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The same log, in one batch or cut in three with a replayed batch, gives the same
+    events and late tables, copies of late and on-time events included: lateness and first
+    occurrence follow log order only."""
+    sim = ClickstreamSimulator(10, range(1, 50), 0.0, late_fraction=0.0, duplicate_fraction=0.0)
+    fresh = sim.browsing(T0 + timedelta(hours=5), None)
+    old = sim.browsing(T0, None)
+    later = sim.browsing(T0 + timedelta(hours=5, minutes=10), None)
+    # Partition 0 in log order: new events, old ones (late), a copy of an on-time event and
+    # of a late one (both dropped), more new events. Partition 1 holds old events only.
+    p0 = _rows(fresh + old + [fresh[0], old[0]] + later)
+    p1 = _rows(sim.browsing(T0, None), partition=1)
+    n = len(fresh) + len(old)
+    # The new events, then the old ones and the copy of a new one, then the rest.
+    cuts = [p0[: len(fresh)] + p1[:2], p0[len(fresh) : n + 1] + p1[2:], p0[n + 1 :]]
+    assert sum(map(len, cuts)) == len(p0) + len(p1)
+
+    results = []
+    for name, batches in (("one", [p0 + p1]), ("cut", cuts)):
+        settings = Settings(lake_root=str(tmp_path / name))
+        for table in (clickstream.NAME, "silver.clickstream_late", "silver.quarantine"):
+            lake.ensure_table(spark, settings, table)
+        for batch_id, rows in enumerate(batches):
+            df = spark.createDataFrame(rows, SCHEMA)
+            clickstream.process_batch(spark, settings, df, batch_id)
+            if batch_id == 1:  # a crash after the batch's writes: Spark replays it
+                clickstream.process_batch(spark, settings, df, batch_id)
+        results.append(
+            (
+                _table(spark, settings, clickstream.NAME),
+                _table(spark, settings, "silver.clickstream_late"),
+            )
+        )
+    (events_one, late_one), (events_cut, late_cut) = results
+    assert len(late_one) == len(old)
+    assert len(events_one) == len(fresh) + len(later) + len(p1)
+    assert events_cut == events_one
+    assert late_cut == late_one
+
+
+def test_stream_time_starts_from_the_table_when_no_state_was_kept(spark, lake_settings) -> None:
+    sim = ClickstreamSimulator(11, range(1, 50), 0.0, late_fraction=0.0, duplicate_fraction=0.0)
+    fresh = sim.browsing(T0 + timedelta(hours=5), None)
+    clickstream.process_batch(spark, lake_settings, spark.createDataFrame(_rows(fresh), SCHEMA), 0)
+    # A lake from before stream time was kept: the events, no state files.
+    folder = Path(clickstream.stream_time_folder(lake_settings))
+    for state in folder.glob("*.json"):
+        state.unlink()
+    old = sim.browsing(T0, None)
+    clickstream.process_batch(
+        spark, lake_settings, spark.createDataFrame(_rows(old, 1000), SCHEMA), 7
+    )
+    late = _read(spark, lake_settings, "silver.clickstream_late")
+    assert sorted(r["event_id"] for r in late) == sorted(str(r.event.event_id) for r in old)
+    assert sorted(p.name for p in folder.glob("*.json")) == ["6.json", "7.json"]
