@@ -30,6 +30,7 @@ from pyspark.sql.streaming import StreamingQuery
 from shopstream.settings import Settings
 from shopstream.topics import cdc_topic
 from streams import lake
+from streams.silver.rules import Check, with_first_failure
 from streams.sources import kafka_stream
 from streams.steps import in_parallel, step
 
@@ -141,9 +142,9 @@ def _typed_columns(table: CdcTable) -> list[Column]:
     return out
 
 
-def _first_failure(table: CdcTable) -> tuple[Column, Column]:
-    """(rule, detail) of the first rule a typed row breaks, or nulls when it is clean."""
-    checks: list[tuple[Column, str, Column]] = [
+def _checks(table: CdcTable) -> list[Check]:
+    """(failed?, rule, detail) of every hard rule on a typed row, in the order they apply."""
+    checks: list[Check] = [
         (~F.col("is_json"), "invalid_json", F.lit("value is not JSON")),
         (F.col("e.op").isNull(), "missing_op", F.lit("no op in the envelope")),
         (~F.col("e.op").isin(*OPS), "unknown_op", F.concat(F.lit("op="), F.col("e.op"))),
@@ -161,13 +162,7 @@ def _first_failure(table: CdcTable) -> tuple[Column, Column]:
     for rule_name, condition in table.rules:
         holds = F.coalesce(condition(), F.lit(True))
         checks.append((not_delete & ~holds, rule_name, F.lit(rule_name)))
-
-    rule: Column = F.lit(None).cast("string")
-    detail: Column = F.lit(None).cast("string")
-    for cond, name, why in reversed(checks):
-        rule = F.when(F.coalesce(cond, F.lit(False)), F.lit(name)).otherwise(rule)
-        detail = F.when(F.coalesce(cond, F.lit(False)), why).otherwise(detail)
-    return rule, detail
+    return checks
 
 
 def split(parsed: DataFrame, table: CdcTable) -> tuple[DataFrame, DataFrame]:
@@ -179,8 +174,7 @@ def split(parsed: DataFrame, table: CdcTable) -> tuple[DataFrame, DataFrame]:
     meta = ["key", "value", "topic", "partition", "offset", "timestamp", "is_json", "e"]
     raw = parsed.select(*meta, *_raw_columns(table))
     typed = raw.select(*meta, *[f"{n}_raw" for n in table.columns], *_typed_columns(table))
-    rule, detail = _first_failure(table)
-    checked = typed.withColumn("rule", rule).withColumn("detail", detail)
+    checked = with_first_failure(typed, _checks(table))
 
     bad = checked.where(F.col("rule").isNotNull()).select(
         F.lit(table.qualified_name).alias("source_table"),
@@ -418,7 +412,7 @@ def run(spark: SparkSession, settings: Settings, table: CdcTable) -> StreamingQu
         .writeStream.queryName(name)
         .foreachBatch(batch)
         .option("checkpointLocation", lake.checkpoint_path(settings, name))
-        .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
+        .trigger(processingTime=f"{settings.trigger_s('silver')} seconds")
         .start()
     )
 
@@ -458,7 +452,7 @@ def run_all(spark: SparkSession, settings: Settings, tables: list[CdcTable]) -> 
         .writeStream.queryName("silver.cdc")
         .foreachBatch(batch)
         .option("checkpointLocation", lake.checkpoint_path(settings, "silver.cdc"))
-        .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
+        .trigger(processingTime=f"{settings.trigger_s('silver')} seconds")
         .start()
     )
 
