@@ -143,7 +143,10 @@ lint: python ## ruff and mypy
 
 .PHONY: test
 test: install install-s3 airflow ## Install, start the test stack, run the whole suite
-	$(call say,starting the test stack (state in .state-test))
+	$(call say,starting a fresh test stack (state in .state-test))
+	@# Fresh every run: the integration tests replay the whole Kafka log, and a log kept
+	@# from earlier runs would make them slower each time (and differ from CI's clean clone).
+	@$(TEST_ENV) $(BIN)/shopstream reset --yes
 	@$(TEST_ENV) $(BIN)/shopstream up
 	$(call say,running the test suite)
 	@set +e; $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \

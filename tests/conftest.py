@@ -7,11 +7,34 @@ test that needs it fails with the reason; nothing is skipped.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings, get_settings
+
+#: Modules that run before all others, in this order (see pytest_collection_modifyitems).
+RUN_FIRST = (
+    Path(__file__).parent / "integration" / "streams" / "test_exactly_once.py",
+    Path(__file__).parent / "integration" / "batch" / "test_batch.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the exactly-once test first, then the batch tests, then the rest in their order.
+
+    The exactly-once test's driver catches up on, and its replay reads, the whole Kafka log:
+    run first, the log holds none of this session's other tests' data (what earlier sessions
+    left on a test stack that was not reset is still there). The batch tests reuse the
+    lake it checked (``converged_pipeline``), and one of them corrupts it for a while, so they
+    must come after it.
+    """
+
+    def rank(item: pytest.Item) -> int:
+        return RUN_FIRST.index(item.path) if item.path in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each rank is pytest's
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,10 @@ exercise retries), then success.
 ``alert_oracle`` is the low-stock alert lifecycle evaluated in plain Python from the whole
 inventory change topic. Gold (``streams.gold.low_stock_alerts``) and the live engine
 (``alerts.engine``) are both checked against it, so it shares no code with either.
+
+``converged_pipeline`` is the live pipeline run once per session (``tests/integration/
+pipeline.py``): history, a live load, three kill -9s of the streaming driver and a lake
+caught up with PostgreSQL. The exactly-once test checks it; the batch tests build on its lake.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,8 +28,7 @@ import pytest
 
 from shopstream.kafka_io import Record
 from shopstream.settings import Settings
-
-AlertOracle = Callable[[list[Record], Settings], set[tuple[Any, ...]]]
+from tests.integration.pipeline import AlertOracle, Pipeline, run_pipeline
 
 
 def _iso(value: str | None, fallback_ms: int) -> datetime:
@@ -139,6 +142,18 @@ def expected_transitions(records: list[Record], settings: Settings) -> set[tuple
 def alert_oracle() -> AlertOracle:
     """``expected_transitions``: the alert lifecycle from the inventory topic, in plain Python."""
     return expected_transitions
+
+
+@pytest.fixture(scope="session")
+def converged_pipeline(
+    stack: Settings, tmp_path_factory: pytest.TempPathFactory, alert_oracle: AlertOracle
+) -> Pipeline:
+    """The live pipeline, killed three times and caught up: run once, its findings recorded.
+
+    Convergence is not asserted here: the exactly-once test reports the differences, and
+    every other user checks ``problems`` first.
+    """
+    return run_pipeline(stack, tmp_path_factory.mktemp("pipeline"), alert_oracle)
 
 
 @dataclass

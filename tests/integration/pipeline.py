@@ -1,0 +1,420 @@
+"""The live pipeline, killed and restarted, run once per session and shared by the tests.
+
+``run_pipeline`` is the expensive part of the integration suite, done once: a short history
+backfill (so yesterday has orders for the daily batch), then a live workload with malformed
+clicks while the streaming driver is killed with SIGKILL at random moments and restarted,
+three times, then one last driver run until the lake equals PostgreSQL and the topics.
+
+It records what happened (a ``Pipeline``) instead of asserting on it: the exactly-once test
+asserts on every part, and the batch tests, which reuse the lake, refuse to run on one that
+did not converge. Only set-up failures (a generator or driver that cannot run) raise here.
+
+The helpers below are also the exactly-once test's: the lake read as rows, and the same
+views computed independently from PostgreSQL and the topics (``gold_vs_source``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from shopstream.cdc.connectors import apply_connectors
+from shopstream.clickstream.events import InvalidEvent, parse_event
+from shopstream.kafka_io import Record, read_to_end
+from shopstream.lake_reader import read_rows
+from shopstream.reconcile import postgres as reference
+from shopstream.settings import Settings
+from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
+from streams import runner
+from streams.silver import customers, inventory, order_items, orders, products, warehouses
+
+SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
+SILVER = (customers, products, warehouses, inventory, orders, order_items)
+Rows = dict[tuple[Any, ...], dict[str, Any]]
+AlertOracle = Callable[[list[Record], Settings], set[tuple[Any, ...]]]
+
+#: History before the live load: three days, so the day before yesterday is whole (a
+#: two-day window starts at this time of day two days ago, and may hold no order of it)
+#: and the batch's two-day backfill of the reconciliation has a full day to check.
+BACKFILL_DAYS = 3
+BACKFILL_ORDERS = 240
+#: How long the last driver run gets to catch up with PostgreSQL and the topics.
+CONVERGE_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What the session's pipeline run left behind, and what it found.
+
+    ``problems`` is every difference between the lake and PostgreSQL or the topics when the
+    last driver run stopped waiting (empty when they converged); ``stop_exit`` is that run's
+    exit code after SIGTERM (None when it did not stop in time and had to be killed).
+    """
+
+    root: Path
+    lake: Path
+    env: dict[str, str]
+    seed: int
+    kills: tuple[float, ...]
+    topics: dict[str, list[Record]]
+    problems: list[str]
+    stop_exit: int | None
+    log: Path
+    day: date
+
+
+def naive_utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def lake_rows(lake: Path, table: str) -> list[dict[str, Any]]:
+    return [
+        {k: naive_utc(v) for k, v in row.items()}
+        for row in read_rows(lake / table.replace(".", "/"))
+    ]
+
+
+def keyed(rows: list[dict[str, Any]], key: tuple[str, ...], columns: list[str]) -> Rows:
+    return {tuple(r[k] for k in key): {c: naive_utc(r[c]) for c in columns} for r in rows}
+
+
+# --- PostgreSQL and the topics: the independent side ---------------------------------------
+
+
+def silver_expected(settings: Settings) -> dict[str, Rows]:
+    expected = {}
+    with psycopg.connect(settings.pg_conninfo) as conn:
+        for module in SILVER:
+            table = module.TABLE
+            cols = list(table.columns)
+            cur = conn.execute(f"select {', '.join(cols)} from shop.{table.name}")
+            rows = [dict(zip(cols, r, strict=True)) for r in cur]
+            expected[table.name] = keyed(rows, table.keys, cols)
+    return expected
+
+
+def silver_actual(lake: Path) -> dict[str, Rows]:
+    actual = {}
+    for module in SILVER:
+        table = module.TABLE
+        rows = [r for r in lake_rows(lake, table.qualified_name) if not r["is_deleted"]]
+        actual[table.name] = keyed(rows, table.keys, list(table.columns))
+    return actual
+
+
+def expected_funnel(records: list[Record], late_ids: set[str]) -> Rows:
+    """product_funnel_hourly from the clickstream topic: valid, first of each event_id, not late."""
+    seen: set[str] = set()
+    events = []
+    for record in records:
+        try:
+            event = parse_event(record.value or b"")
+        except InvalidEvent:
+            continue
+        event_id = str(event.event_id)
+        if event_id in seen or event_id in late_ids:
+            continue
+        seen.add(event_id)
+        events.append(event)
+    carts: dict[tuple[str, Any], list[tuple[datetime, int]]] = defaultdict(list)
+    steps: dict[tuple[int, datetime], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    units: dict[tuple[int, datetime], int] = defaultdict(int)
+
+    def hour(at: datetime) -> datetime:
+        return at.astimezone(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+
+    for ev in events:
+        at = ev.occurred_at.astimezone(UTC).replace(tzinfo=None)
+        if ev.event_type == "add_to_cart" and ev.product_id is not None:
+            carts[(ev.session_id, at.date())].append((at, ev.product_id))
+    for ev in events:
+        at = ev.occurred_at.astimezone(UTC).replace(tzinfo=None)
+        if ev.event_type == "begin_checkout":
+            for carted_at, product_id in carts[(ev.session_id, at.date())]:
+                if carted_at <= at:
+                    steps[(product_id, hour(at))]["begin_checkout"].add(ev.session_id)
+        elif ev.product_id is not None:
+            steps[(ev.product_id, hour(at))][str(ev.event_type)].add(ev.session_id)
+            if ev.event_type == "purchase":
+                units[(ev.product_id, hour(at))] += int(str(ev.properties["quantity"]))
+    return {
+        key: {
+            "view_sessions": len(s["product_view"]),
+            "add_to_cart_sessions": len(s["add_to_cart"]),
+            "checkout_sessions": len(s["begin_checkout"]),
+            "purchase_sessions": len(s["purchase"]),
+            "units_purchased": units[key],
+        }
+        for key, s in steps.items()
+    }
+
+
+def gold_vs_source(
+    lake: Path, settings: Settings, topics: dict[str, list[Record]], alert_oracle: AlertOracle
+) -> list[str]:
+    """Every difference between the lake and the independent computations, as text."""
+    problems = []
+    silver, expected = silver_actual(lake), silver_expected(settings)
+    for name, rows in expected.items():
+        if silver[name] != rows:
+            diff = set(rows) ^ set(silver[name])
+            wrong = [k for k in rows if k in silver[name] and silver[name][k] != rows[k]]
+            problems.append(f"silver.{name}: {len(diff)} keys differ, {len(wrong)} rows differ")
+    sales_cols = [
+        "order_count",
+        "customer_count",
+        "units_sold",
+        "revenue",
+        "cost",
+        "profit",
+        "cancelled_order_count",
+        "cancelled_revenue",
+    ]
+    sales = keyed(lake_rows(lake, "gold.sales_daily"), reference.SALES_DAILY_KEY, sales_cols)
+    want_sales = {
+        k: {c: v[c] for c in sales_cols}
+        for k, v in reference.sales_daily(settings.pg_conninfo).items()
+    }
+    if sales != want_sales:
+        wrong = [k for k in want_sales if sales.get(k) != want_sales[k]]
+        extra = [k for k in sales if k not in want_sales]
+        sample = wrong[0] if wrong else None
+        problems.append(
+            f"gold.sales_daily: {len(wrong)} rows differ, {len(extra)} extra; e.g. {sample}: "
+            f"{sales.get(sample) if sample else ''} != {want_sales.get(sample) if sample else ''}"
+        )
+    status_cols = [
+        "category",
+        "on_hand",
+        "reorder_point",
+        "reorder_qty",
+        "units_sold_7d",
+        "sales_velocity_7d",
+        "days_of_cover",
+        "is_below_reorder_point",
+    ]
+    status = keyed(
+        lake_rows(lake, "gold.inventory_status"), reference.INVENTORY_STATUS_KEY, status_cols
+    )
+    want_status = {
+        k: {c: v[c] for c in status_cols}
+        for k, v in reference.inventory_status(settings.pg_conninfo).items()
+    }
+    if status != want_status:
+        wrong = [k for k in want_status if status.get(k) != want_status[k]]
+        sample = wrong[0] if wrong else None
+        problems.append(
+            f"gold.inventory_status: {len(wrong)} rows differ; e.g. {sample}: "
+            f"{status.get(sample) if sample else ''} != {want_status.get(sample) if sample else ''}"
+        )
+    got_transitions = {
+        (r["alert_id"], r["transition"], r["severity"], r["cdc_lsn"])
+        for r in lake_rows(lake, "gold.low_stock_alert_transitions")
+    }
+    want_transitions = alert_oracle(topics["inventory"], settings)
+    if got_transitions != want_transitions:
+        problems.append(
+            f"gold.low_stock_alert_transitions: {len(want_transitions - got_transitions)} missing, "
+            f"{len(got_transitions - want_transitions)} extra of {len(want_transitions)}"
+        )
+    late = {r["event_id"] for r in lake_rows(lake, "silver.clickstream_late")}
+    funnel_cols = [
+        "view_sessions",
+        "add_to_cart_sessions",
+        "checkout_sessions",
+        "purchase_sessions",
+        "units_purchased",
+    ]
+    funnel = keyed(
+        lake_rows(lake, "gold.product_funnel_hourly"), ("product_id", "event_hour"), funnel_cols
+    )
+    want_funnel = expected_funnel(topics["clicks"], late)
+    if funnel != want_funnel:
+        wrong = [k for k in want_funnel if funnel.get(k) != want_funnel[k]]
+        problems.append(
+            f"gold.product_funnel_hourly: {len(wrong)} of {len(want_funnel)} rows differ"
+        )
+    return problems
+
+
+# --- the driver, killed and restarted ------------------------------------------------------
+
+
+def start_driver(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [SHOPSTREAM, "streams", "run", "--progress-every", "5"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the driver and its JVM form one group, killed together
+        )
+
+
+def kill_9(driver: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the driver's process group (Python and its JVM); a no-op once it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+
+
+def wait_for(
+    check: Callable[[], bool],
+    timeout_s: float,
+    driver: subprocess.Popen[bytes],
+    log: Path,
+    every_s: float = 5.0,
+) -> bool:
+    """Poll ``check`` until it holds (True) or the time is up (False); fail if the driver dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if driver.poll() is not None:
+            pytest.fail(
+                f"the streaming driver exited ({driver.returncode}):\n{log.read_text()[-3000:]}"
+            )
+        if check():
+            return True
+        time.sleep(every_s)
+    return False
+
+
+def run_pipeline(settings: Settings, root: Path, alert_oracle: AlertOracle) -> Pipeline:
+    """Backfill, then the live load with three kill -9s, then one run until converged."""
+    apply_connectors(settings, report=print)
+    began = time.monotonic()
+
+    def phase(name: str) -> None:
+        print(f"[{time.monotonic() - began:6.1f} s] {name}")
+
+    seed = int(os.environ.get("SHOPSTREAM_TEST_SEED", time.time_ns() % 10_000))
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    lake = root / "lake"
+    env = os.environ | {
+        "SHOPSTREAM_LAKE_ROOT": str(lake),
+        "SHOPSTREAM_STREAMS_TRIGGER_S": "1",
+        # Small batches, so the kills fall among many commits, not inside one huge first batch.
+        "SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER": "6000",
+    }
+    log = root / "driver.log"
+
+    backfill = subprocess.run(
+        # No clickstream: the batch checks orders, and days of clicks would only slow the
+        # session. (Late clicks across batch boundaries are tests/unit/streams/silver's.)
+        [
+            SHOPSTREAM,
+            "generate",
+            "--backfill-days",
+            str(BACKFILL_DAYS),
+            "--orders",
+            str(BACKFILL_ORDERS),
+            "--seed",
+            str(seed),
+            "--no-clickstream",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    phase(f"backfilled {BACKFILL_DAYS} days ({BACKFILL_ORDERS} orders)")
+
+    generator = subprocess.Popen(
+        [
+            SHOPSTREAM,
+            "generate",
+            "--duration",
+            "45",
+            "--rate",
+            "25",
+            "--seed",
+            str(seed),
+            "--bad-fraction",
+            "0.03",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    kills = []
+    problems: list[str] = []
+    driver: subprocess.Popen[bytes] | None = None
+    try:
+        for run in range(1, 4):
+            driver = start_driver(env, log)
+            # Kill once every query is running (Spark takes 20-60 s to start here), at a
+            # random moment: mid-batch, mid-MERGE or between commits.
+            started = wait_for(
+                lambda n=run: log.read_text().count("started gold") >= n, 300, driver, log, 0.5
+            )
+            assert started, f"the driver did not start its queries:\n{log.read_text()[-3000:]}"
+            delay = rng.uniform(2, 15)
+            time.sleep(delay)
+            assert driver.poll() is None, f"driver died early:\n{log.read_text()[-3000:]}"
+            kill_9(driver)
+            kills.append(round(delay, 1))
+            phase(f"kill -9 #{run}")
+        _, err = generator.communicate(timeout=300)
+        assert generator.returncode == 0, err.decode()[-2000:]
+        topics = {
+            "inventory": read_to_end(settings.bootstrap_servers, cdc_topic("inventory")),
+            "clicks": read_to_end(settings.bootstrap_servers, CLICKSTREAM_TOPIC),
+        }
+        # The catch-up in big batches: the kills above already cut the log into small ones,
+        # and the replay below reads it in big ones again.
+        driver = start_driver(env | {"SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER": "200000"}, log)
+
+        def converged() -> bool:
+            problems[:] = gold_vs_source(lake, settings, topics, alert_oracle)
+            return not problems
+
+        # Each check reads the whole lake and PostgreSQL: not too often, the cores are few.
+        if wait_for(converged, CONVERGE_TIMEOUT_S, driver, log, every_s=15):
+            phase("converged with PostgreSQL and the topics")
+        else:
+            phase(f"not converged after {CONVERGE_TIMEOUT_S} s: {'; '.join(problems)}")
+        driver.send_signal(signal.SIGTERM)
+        # A graceful stop lets the running batch finish (up to runner.STOP_GRACE_S).
+        stop_exit: int | None
+        try:
+            stop_exit = driver.wait(timeout=runner.STOP_GRACE_S + 120)
+        except subprocess.TimeoutExpired:
+            stop_exit = None
+        phase(f"driver stopped (exit {stop_exit})")
+    finally:
+        # A failure must not leave a driver (and its JVM) or the generator running.
+        if driver is not None:
+            kill_9(driver)
+        if generator.poll() is None:
+            generator.kill()
+    print(f"killed {kills} s after the queries started")
+    return Pipeline(
+        root=root,
+        lake=lake,
+        env=env,
+        seed=seed,
+        kills=tuple(kills),
+        topics=topics,
+        problems=list(problems),
+        stop_exit=stop_exit,
+        log=log,
+        day=day,
+    )
