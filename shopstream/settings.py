@@ -88,8 +88,18 @@ class Settings(BaseSettings):
     #: VACUUM keeps files a table stopped using less than this long ago; below 168 (the 7 days
     #: Delta needs for concurrent readers and time travel) it refuses without --force-unsafe.
     lake_vacuum_retain_hours: int = Field(default=168, ge=0)
-    #: Micro-batch trigger interval of every streaming query.
+    #: Micro-batch trigger interval of silver, the layer every other one reads.
     streams_trigger_s: float = Field(default=2.0, gt=0)
+    #: Trigger interval of bronze (the raw archive, on nobody's freshness path); 0 means
+    #: streams_trigger_s.
+    streams_bronze_trigger_s: float = Field(default=10.0, ge=0)
+    #: Trigger interval of gold; 0 means streams_trigger_s. Gold recomputes what a batch
+    #: touches whatever its size, so a longer interval frees the cores for silver under load.
+    streams_gold_trigger_s: float = Field(default=5.0, ge=0)
+    #: Spark code generation in the streaming driver. Off by default: micro-batches are small,
+    #: and generating and compiling code for every batch's plans took a third of the
+    #: driver's CPU (JFR profile in docs/BENCHMARKS.md). The daily batch always keeps it.
+    streams_codegen: bool = False
     #: Upper bound of Kafka records one micro-batch reads (per query), so a replay from the
     #: earliest offsets proceeds in bounded steps instead of one enormous batch.
     streams_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
@@ -177,6 +187,11 @@ class Settings(BaseSettings):
     @property
     def connect_rest_url(self) -> str:
         return (self.connect_url or f"http://{self.connect_host}:{self.connect_port}").rstrip("/")
+
+    def trigger_s(self, layer: str) -> float:
+        """The micro-batch trigger interval of a layer's queries (bronze, silver, gold)."""
+        own = {"bronze": self.streams_bronze_trigger_s, "gold": self.streams_gold_trigger_s}
+        return own.get(layer) or self.streams_trigger_s
 
     @property
     def lake_path(self) -> str:

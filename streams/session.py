@@ -18,6 +18,9 @@ from pyspark.sql import SparkSession
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 
+#: The FAIR scheduler's pools, one per layer; ``streams.steps.step`` picks the pool.
+SCHEDULER_POOLS = Path(__file__).with_name("fairscheduler.xml")
+
 #: Jars Spark needs beyond pyspark: the Kafka source, Delta Lake, and the PostgreSQL driver.
 REQUIRED_JAR_PREFIXES = ("spark-sql-kafka-0-10_", "delta-spark_", "delta-storage-", "postgresql-")
 
@@ -90,10 +93,13 @@ def build_spark(
     settings: Settings,
     app_name: str = "shopstream",
     extra_config: Mapping[str, str] | None = None,
+    codegen: bool = True,
 ) -> SparkSession:
     """A Spark session for ``settings.spark_master`` with Delta and the Kafka source.
 
     ``extra_config`` adds or overrides options (the daily batch adds its metastore).
+    ``codegen=False`` evaluates expressions interpreted, without whole-stage code generation:
+    for a streaming driver whose micro-batches are too small to repay compiling their code.
     """
     jars = spark_jars(settings.jvm_lib_dir)
     if is_s3a(settings):
@@ -112,6 +118,9 @@ def build_spark(
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         .config("spark.default.parallelism", str(settings.spark_shuffle_partitions))
         .config("spark.ui.showConsoleProgress", "false")
+        # Pools per layer (streams/fairscheduler.xml): silver first when the cores are short.
+        .config("spark.scheduler.mode", "FAIR")
+        .config("spark.scheduler.allocation.file", str(SCHEDULER_POOLS))
         # Delta replays its log with 50 partitions by default: 50 tasks per snapshot on a
         # 2-core machine made a one-row MERGE take 20 s. The log is small; 2 is plenty.
         .config("spark.databricks.delta.snapshotPartitions", "2")
@@ -126,6 +135,13 @@ def build_spark(
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
+    if not codegen:
+        builder = builder.config("spark.sql.codegen.wholeStage", "false").config(
+            # Internal, but the switch Spark's own tests use: interpreted projections and
+            # predicates instead of generated ones.
+            "spark.sql.codegen.factoryMode",
+            "NO_CODEGEN",
+        )
     if is_s3a(settings):
         for key, value in s3a_options(settings).items():
             builder = builder.config(key, value)

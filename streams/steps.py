@@ -24,8 +24,10 @@ _seconds: defaultdict[str, float] = defaultdict(float)
 
 @contextmanager
 def step(spark: SparkSession, label: str) -> Iterator[None]:
-    """Run a block as the named step (``silver.orders: merge``)."""
+    """Run a block as the named step (``silver.orders: merge``), in its layer's scheduler
+    pool (``silver``; streams/fairscheduler.xml)."""
     spark.sparkContext.setJobDescription(label)
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", label.split(".", 1)[0])
     started = time.monotonic()
     try:
         yield
@@ -33,6 +35,7 @@ def step(spark: SparkSession, label: str) -> Iterator[None]:
         with _lock:
             _seconds[label] += time.monotonic() - started
         spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
 
 
 def take_slowest(n: int = 5) -> list[tuple[str, float]]:

@@ -27,7 +27,7 @@ def run(
     settings = get_settings()
     runner.select(only)  # fail on a typo before paying for a Spark start
     say(f"starting Spark ({settings.spark_master}); lake at {settings.lake_path}")
-    spark = build_spark(settings, app_name="shopstream-streams")
+    spark = build_spark(settings, app_name="shopstream-streams", codegen=settings.streams_codegen)
     try:
         runner.run(spark, settings, only=only, report=say, progress_every_s=progress_every)
     finally:

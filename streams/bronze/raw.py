@@ -72,7 +72,7 @@ def run_all(spark: SparkSession, settings: Settings) -> StreamingQuery:
         .writeStream.queryName("bronze")
         .foreachBatch(batch)
         .option("checkpointLocation", lake.checkpoint_path(settings, "bronze"))
-        .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
+        .trigger(processingTime=f"{settings.trigger_s('bronze')} seconds")
         .start()
     )
 
@@ -87,6 +87,6 @@ def run(spark: SparkSession, settings: Settings, table: str) -> StreamingQuery:
         .format("delta")
         .outputMode("append")
         .option("checkpointLocation", lake.checkpoint_path(settings, name))
-        .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
+        .trigger(processingTime=f"{settings.trigger_s('bronze')} seconds")
         .start(path)
     )

@@ -174,6 +174,6 @@ def run(spark: SparkSession, settings: Settings) -> StreamingQuery:
         changes.writeStream.queryName(NAME)
         .foreachBatch(batch)
         .option("checkpointLocation", lake.checkpoint_path(settings, NAME))
-        .trigger(processingTime=f"{settings.streams_trigger_s} seconds")
+        .trigger(processingTime=f"{settings.trigger_s('gold')} seconds")
         .start()
     )
