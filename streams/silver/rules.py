@@ -1,10 +1,15 @@
 """Hard rules on incoming records: which one a record breaks first, and why.
 
 A check is ``(failed?, rule name, detail)``; the first failing check names the record's
-quarantine ``rule`` and ``detail``. Each condition appears once in the plan: one flat CASE
-gives the index of the first failing check, and the rule and its detail are looked up from
-that index. (Two nested CASE chains, one per output column, held every condition twice and
-made Spark generate, and strip, several times more code per micro-batch.)
+quarantine ``rule`` and ``detail``. Each output is one flat CASE over the checks, in order.
+
+Two shapes that look cheaper are not:
+
+* an index of the first failing check, then rule and detail looked up from it: the
+  quarantine filter (``rule IS NOT NULL``) is pushed below both projections, where the
+  index's CASE is inlined into every branch of the lookup, so every check ran once per check;
+* ``element_at(array of names, index)``: Spark 4.2's generated code for ``element_at`` with a
+  NULL index returns the previous row's element instead of NULL.
 """
 
 from __future__ import annotations
@@ -15,28 +20,16 @@ from pyspark.sql import functions as F
 Check = tuple[Column, str, Column]
 
 
+def _first(checks: list[Check], value: int) -> Column:
+    """CASE WHEN failed₁ THEN v₁ WHEN failed₂ THEN v₂ … END, ``v`` the check's name or detail."""
+    case: Column | None = None
+    for check in checks:
+        failed, out = F.coalesce(check[0], F.lit(False)), check[value]
+        out = F.lit(out) if isinstance(out, str) else out
+        case = F.when(failed, out) if case is None else case.when(failed, out)
+    return (case if case is not None else F.lit(None)).cast("string")
+
+
 def with_first_failure(frame: DataFrame, checks: list[Check]) -> DataFrame:
     """``frame`` plus ``rule`` and ``detail`` of the first failing check (nulls if none). Pure."""
-    if not checks:
-        none = F.lit(None).cast("string")
-        return frame.withColumn("rule", none).withColumn("detail", none)
-    first: Column | None = None
-    for i, (failed, _, _) in enumerate(checks):
-        hit = F.coalesce(failed, F.lit(False))
-        first = F.when(hit, F.lit(i)) if first is None else first.when(hit, F.lit(i))
-    assert first is not None
-    # Looked up by CASE, not element_at(array, index): Spark 4.2's generated code for
-    # element_at with a NULL index returns the previous row's element instead of NULL.
-    rule: Column | None = None
-    detail: Column | None = None
-    for i, (_, name, why) in enumerate(checks):
-        pick = F.col("_check") == F.lit(i)
-        rule = F.when(pick, F.lit(name)) if rule is None else rule.when(pick, F.lit(name))
-        detail = F.when(pick, why) if detail is None else detail.when(pick, why)
-    assert rule is not None and detail is not None
-    return (
-        frame.withColumn("_check", first)
-        .withColumn("rule", rule.cast("string"))
-        .withColumn("detail", detail.cast("string"))
-        .drop("_check")
-    )
+    return frame.withColumn("rule", _first(checks, 1)).withColumn("detail", _first(checks, 2))
