@@ -93,6 +93,10 @@ class ClickstreamProducer:
         self._last_error: str | None = None
         self._fatal: str | None = None
         self._since_poll = 0
+        #: Records Kafka accepted, and delivery reports served for them: ``len(producer)``
+        #: also counts librdkafka's own queued requests and events, not only records.
+        self._accepted = 0
+        self._reported = 0
         self._clock: datetime | None = None
         self._held: list[tuple[datetime, int, ClickRecord]] = []
         self._held_seq = 0
@@ -199,7 +203,8 @@ class ClickstreamProducer:
         which almost always means the broker is unreachable.
         """
         self._release_held(until=None)
-        remaining = self._producer.flush(timeout)
+        self._producer.flush(timeout)
+        remaining = self._accepted - self._reported
         if remaining:
             raise ShopstreamError(
                 f"{remaining} clickstream records still undelivered after {timeout:g}s "
@@ -236,6 +241,7 @@ class ClickstreamProducer:
                     )
                 else:
                     self._producer.produce(self.topic, value, key)
+                self._accepted += 1
                 break
             except BufferError:
                 # Local queue full: serve delivery reports to make room, then retry. Never
@@ -266,6 +272,7 @@ class ClickstreamProducer:
     # Callbacks (run inside poll/flush, on this thread) ----------------------------------
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        self._reported += 1
         if err is not None:
             self._count_failure(err.name())
             self._last_error = err.str()
