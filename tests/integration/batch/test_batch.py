@@ -8,10 +8,10 @@ yesterday:
 
 * dbt builds and tests the marts, the Great Expectations checkpoints pass, and reconciliation
   finds stream = batch = source for every key, exactly;
-* the run is recorded, the summary reaches Slack, and a two-day backfill of the
-  reconciliation replaces the date's rows;
-* one gold row corrupted on purpose (the stream's side) makes reconciliation report exactly
-  that key, and the run fail and page.
+* the run is recorded and the summary reaches Slack;
+* one gold row corrupted on purpose (the stream's side), then a two-day backfill of the
+  reconciliation: the day before reconciles clean, the date's rows are replaced and report
+  exactly that key, and the run fails and pages.
 
 The tests run right after the exactly-once test (``tests/conftest.py``), which checks the
 same lake before anything here writes marts into it or corrupts it.
@@ -155,29 +155,6 @@ def test_a_clean_day_builds_checks_and_reconciles_exactly(
     assert summary["text"].startswith(f"*Daily batch for {history.day} succeeded")
     assert http_receiver.bodies("/v2/enqueue") == []  # a clean day pages nobody
 
-    # The day before and the same day again, as a two-day backfill of the reconciliation
-    # (dbt's own re-run of a date is tests/integration/batch/test_dbt_project.py's): the day
-    # before reconciles too (the first build wrote every day), and the date's rows are
-    # replaced, not added to.
-    first = history.day - timedelta(days=1)
-    source_before = _source_day(stack, first)
-    assert source_before, f"the generator wrote no order on {first}"
-    again = _batch(
-        history,
-        http_receiver,
-        "--from",
-        first.isoformat(),
-        "--to",
-        history.day.isoformat(),
-        "--steps",
-        "reconcile",
-    )
-    assert again.returncode == 0, again.stdout[-4000:]
-    before = _rows(history.lake, "audit.reconciliation", run_date=first)
-    assert {tuple(r[k] for k in KEY) for r in before} == set(source_before)
-    assert all(r["is_match"] for r in before)
-    assert len(_rows(history.lake, "audit.reconciliation", run_date=history.day)) == len(reconciled)
-
 
 def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
     history: History, http_receiver: HttpReceiver, spark: SparkSession, stack: Settings
@@ -193,19 +170,33 @@ def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
         assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
     gold = SparkDeltaTable.forPath(spark, str(history.lake / "gold" / "sales_daily"))
     match = reduce(and_, (F.col(k) == F.lit(v) for k, v in zip(KEY, key, strict=True)))
+    first = history.day - timedelta(days=1)
+    source_before = _source_day(stack, first)
+    assert source_before, f"the generator wrote no order on {first}"
     gold.update(match, {"units_sold": F.col("units_sold") + 1})
     try:
+        # A two-day backfill of the reconciliation, the corrupted date last: the day before
+        # reconciles clean (the first build wrote every day), the date fails on its key.
         done = _batch(
-            history, http_receiver, "--date", history.day.isoformat(), "--steps", "reconcile,notify"
+            history,
+            http_receiver,
+            "--from",
+            first.isoformat(),
+            "--to",
+            history.day.isoformat(),
+            "--steps",
+            "reconcile,notify",
         )
         assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
         assert "keys differ" in done.stdout
 
-        wrong = [
-            r
-            for r in _rows(history.lake, "audit.reconciliation", run_date=history.day)
-            if not r["is_match"]
-        ]
+        before = _rows(history.lake, "audit.reconciliation", run_date=first)
+        assert {tuple(r[k] for k in KEY) for r in before} == set(source_before)
+        assert all(r["is_match"] for r in before)
+        rows = _rows(history.lake, "audit.reconciliation", run_date=history.day)
+        # The date's rows were replaced (the clean-day test wrote them first), not added to.
+        assert len(rows) == len(source) * len({r["measure"] for r in rows})
+        wrong = [r for r in rows if not r["is_match"]]
         assert {tuple(r[k] for k in KEY) for r in wrong} == {key}
         by_measure = {r["measure"]: r for r in wrong}
         assert set(by_measure) == {"units_sold"}
@@ -216,11 +207,12 @@ def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
         steps = _latest_run(history.lake, history.day)
         assert steps["reconcile"]["status"] == "failed"
         assert "1 of" in steps["reconcile"]["error"]
-        [page] = http_receiver.bodies("/v2/enqueue")
+        [page] = http_receiver.bodies("/v2/enqueue")  # the clean day before pages nobody
         assert page["event_action"] == "trigger"
         assert page["dedup_key"] == f"batch:{history.day}"
-        [slack] = http_receiver.bodies("/slack")
-        assert "FAILED at reconcile" in slack["text"]
+        ok, failed = (m["text"] for m in http_receiver.bodies("/slack"))
+        assert ok.startswith(f"*Daily batch for {first} succeeded")
+        assert "FAILED at reconcile" in failed
     finally:
         # The lake is true again for whatever runs after.
         gold.update(match, {"units_sold": F.col("units_sold") - 1})
