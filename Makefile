@@ -148,10 +148,17 @@ test: install install-s3 airflow ## Install, start the test stack, run the whole
 	@# from earlier runs would make them slower each time (and differ from CI's clean clone).
 	@$(TEST_ENV) $(BIN)/shopstream reset --yes
 	@$(TEST_ENV) $(BIN)/shopstream up
-	$(call say,running the test suite)
-	@set +e; $(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
-	exit $$rc
+	$(call say,running the test suite: integration tests one at a time, then unit tests on two workers)
+	@# Integration tests share one stack and drive Spark processes that use both cores, so
+	@# they run in turn. Unit tests are small Spark jobs whose driver keeps one core busy:
+	@# two workers (pytest-xdist, one Spark session each) use both.
+	@set +e; \
+	$(TEST_ENV) $(BIN)/pytest tests/integration $(PYTEST_ARGS); it=$$?; \
+	$(TEST_ENV) $(BIN)/pytest -n 2 tests/unit $(PYTEST_ARGS); unit=$$?; \
+	for rc in $$it $$unit; do \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	done; \
+	if [ $$it -ne 0 ]; then exit $$it; fi; exit $$unit
 	@# The s3a lake needs its own Spark session (jars are fixed at session start): a second run.
 	@$(MAKE) --no-print-directory test-s3
 

@@ -6,6 +6,7 @@ test that needs it fails with the reason; nothing is skipped.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,13 @@ import pytest
 
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings, get_settings
+
+# pytest-xdist workers (make test runs the unit tests on two) run under execnet, whose
+# __main__ has no __file__: importing pyspark.sql.connect (Great Expectations does) then
+# takes the worker for a doctest run and exits it (pyspark/sql/connect/utils.py).
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
 
 #: Modules that run before all others, in this order (see pytest_collection_modifyitems).
 RUN_FIRST = (
