@@ -59,6 +59,7 @@ import psutil
 import psycopg
 
 from shopstream.db.migrate import migrate
+from shopstream.reconcile.postgres import SALES_DAILY_MEASURES
 from shopstream.settings import PROJECT_ROOT, Settings, get_settings
 from shopstream.workload.catalogue import CATEGORIES, WAREHOUSES
 
@@ -92,16 +93,7 @@ SILVER_EXPRESSIONS = {
 }
 #: Large tables are read over JDBC in ranges of their key, one Spark task per range.
 SPLIT_KEYS = {"customers": "customer_id", "orders": "order_id", "order_items": "order_item_id"}
-MEASURES = (
-    "order_count",
-    "customer_count",
-    "units_sold",
-    "revenue",
-    "cost",
-    "profit",
-    "cancelled_order_count",
-    "cancelled_revenue",
-)
+MEASURES = SALES_DAILY_MEASURES
 RUN_ID = re.compile(r"\bbatch (\S+): ")
 MEMORY_POLL_S = 0.5
 #: The quality step's line per suite (quality/run.py): table, rows, passed/evaluated, seconds.

@@ -31,16 +31,7 @@ from shopstream.settings import Settings
 from streams import lake
 
 KEYS = reference.SALES_DAILY_KEY
-MEASURES = (
-    "order_count",
-    "customer_count",
-    "units_sold",
-    "revenue",
-    "cost",
-    "profit",
-    "cancelled_order_count",
-    "cancelled_revenue",
-)
+MEASURES = reference.SALES_DAILY_MEASURES
 SIDES = ("stream", "batch", "source")
 VALUE = "decimal(18,2)"
 TABLE = "audit.reconciliation"

@@ -77,6 +77,17 @@ left join shop.products p on p.product_id = v.product_id
 """
 
 SALES_DAILY_KEY = ("order_date", "category", "region", "customer_segment")
+#: The measures of a sales_daily row, in the table's order.
+SALES_DAILY_MEASURES = (
+    "order_count",
+    "customer_count",
+    "units_sold",
+    "revenue",
+    "cost",
+    "profit",
+    "cancelled_order_count",
+    "cancelled_revenue",
+)
 INVENTORY_STATUS_KEY = ("product_id", "warehouse_id")
 
 

@@ -176,16 +176,7 @@ def gold_vs_source(
             diff = set(rows) ^ set(silver[name])
             wrong = [k for k in rows if k in silver[name] and silver[name][k] != rows[k]]
             problems.append(f"silver.{name}: {len(diff)} keys differ, {len(wrong)} rows differ")
-    sales_cols = [
-        "order_count",
-        "customer_count",
-        "units_sold",
-        "revenue",
-        "cost",
-        "profit",
-        "cancelled_order_count",
-        "cancelled_revenue",
-    ]
+    sales_cols = list(reference.SALES_DAILY_MEASURES)
     sales = keyed(lake_rows(lake, "gold.sales_daily"), reference.SALES_DAILY_KEY, sales_cols)
     want_sales = {
         k: {c: v[c] for c in sales_cols}

@@ -26,19 +26,11 @@ from quality.suite import (
     is_true,
     key,
 )
+from shopstream.reconcile.postgres import SALES_DAILY_KEY, SALES_DAILY_MEASURES
 
 TABLE = "gold.sales_daily"
-GRAIN = ("order_date", "category", "region", "customer_segment")
-MEASURES = (
-    "order_count",
-    "customer_count",
-    "units_sold",
-    "revenue",
-    "cost",
-    "profit",
-    "cancelled_order_count",
-    "cancelled_revenue",
-)
+GRAIN = SALES_DAILY_KEY
+MEASURES = SALES_DAILY_MEASURES
 #: Orders and lines of the day in PostgreSQL; orders without a line have no row in the grain.
 SOURCE_SQL = """
 select count(distinct o.order_id) as orders_with_lines, count(*) as order_items

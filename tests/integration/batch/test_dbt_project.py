@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from shopstream.reconcile.postgres import SALES_DAILY_MEASURES
+
 pytestmark = pytest.mark.integration
 
 D = date(2026, 11, 25)
@@ -555,19 +557,7 @@ def test_agg_daily_sales_equals_gold_sales_daily(report: dict[str, Any]) -> None
                 for k, r in _by_key(snapshot["marts.agg_daily_sales"], day).items()
             }
             gold = {
-                k: tuple(
-                    r[c]
-                    for c in (
-                        "order_count",
-                        "customer_count",
-                        "units_sold",
-                        "revenue",
-                        "cost",
-                        "profit",
-                        "cancelled_order_count",
-                        "cancelled_revenue",
-                    )
-                )
+                k: tuple(r[c] for c in SALES_DAILY_MEASURES)
                 for k, r in _by_key(snapshot["gold.sales_daily"], day).items()
             }
             assert mart == gold, day
