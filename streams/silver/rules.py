@@ -14,22 +14,24 @@ Two shapes that look cheaper are not:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 Check = tuple[Column, str, Column]
 
 
-def _first(checks: list[Check], value: int) -> Column:
-    """CASE WHEN failed₁ THEN v₁ WHEN failed₂ THEN v₂ … END, ``v`` the check's name or detail."""
+def _first(checks: list[Check], pick: Callable[[Check], Column]) -> Column:
+    """CASE WHEN failed₁ THEN pick(check₁) WHEN failed₂ THEN pick(check₂) … END."""
     case: Column | None = None
     for check in checks:
-        failed, out = F.coalesce(check[0], F.lit(False)), check[value]
-        out = F.lit(out) if isinstance(out, str) else out
-        case = F.when(failed, out) if case is None else case.when(failed, out)
+        failed = F.coalesce(check[0], F.lit(False))
+        case = F.when(failed, pick(check)) if case is None else case.when(failed, pick(check))
     return (case if case is not None else F.lit(None)).cast("string")
 
 
 def with_first_failure(frame: DataFrame, checks: list[Check]) -> DataFrame:
     """``frame`` plus ``rule`` and ``detail`` of the first failing check (nulls if none). Pure."""
-    return frame.withColumn("rule", _first(checks, 1)).withColumn("detail", _first(checks, 2))
+    rule = _first(checks, lambda check: F.lit(check[1]))
+    return frame.withColumn("rule", rule).withColumn("detail", _first(checks, lambda c: c[2]))
