@@ -123,7 +123,9 @@ down: ## Stop the local stack (data is kept)
 	@$(BIN)/shopstream down
 
 .PHONY: demo
-demo: install ## Install, start the stack and the live pipeline, print where to look
+demo: ## Install, start the stack and the live pipeline, print where to look
+	@$(MAKE) --no-print-directory system
+	@$(MAKE) --no-print-directory -j2 --output-sync=line python jars
 	$(call say,starting the local stack)
 	@$(BIN)/shopstream up
 	$(call say,applying the Debezium connectors)
@@ -142,7 +144,11 @@ lint: python ## ruff and mypy
 	@$(BIN)/mypy dags
 
 .PHONY: test
-test: install install-s3 airflow ## Install, start the test stack, run the whole suite
+test: ## Install, start the test stack, run the whole suite
+	@# System packages first (Maven among them); then the Python venv, the Maven jars and the
+	@# Airflow venv, which are independent, side by side (their lines interleave).
+	@$(MAKE) --no-print-directory system
+	@$(MAKE) --no-print-directory -j3 --output-sync=line python jars install-s3 airflow
 	$(call say,starting a fresh test stack (state in .state-test))
 	@# Fresh every run: the integration tests replay the whole Kafka log, and a log kept
 	@# from earlier runs would make them slower each time (and differ from CI's clean clone).
