@@ -21,7 +21,9 @@ RUN mkdir -p /usr/share/man/man1 \
 WORKDIR /src
 COPY Makefile ./
 COPY jvm/ jvm/
-RUN make jars
+# install-s3: hadoop-aws and the AWS SDK bundle, which the compose deployment's s3a:// lake
+# needs (streams/session.py refuses an s3a lake without them).
+RUN make jars install-s3
 
 # --- runtime --------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

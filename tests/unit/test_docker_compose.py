@@ -761,6 +761,9 @@ def check_dockerfile(text: str, valid: set[str], python_version: str) -> list[st
         problems.append("Dockerfile: ADD from a URL; use Debian, PyPI or Maven only")
     if "make jars" not in runs:
         problems.append("Dockerfile: does not resolve the JVM jars with `make jars`")
+    if not re.search(r"\bmake\b[^&;]*\binstall-s3\b", runs):
+        # The compose deployment's lake is s3a://, which refuses to start without these jars.
+        problems.append("Dockerfile: lacks the s3a lake's jars (`make install-s3`)")
     if "pip install" not in runs:
         problems.append("Dockerfile: does not pip install the project")
     return problems
@@ -1118,6 +1121,9 @@ def test_dockerfile_check_reports_downloads_and_unpinned_bases() -> None:
     typo = text.replace("SHOPSTREAM_STATE_DIR", "SHOPSTREAM_STATEDIR")
     assert any("STATEDIR" in p for p in check_dockerfile(typo, valid, "3.11"))
     assert any("not Python 3.12" in p for p in check_dockerfile(text, valid, "3.12"))
+    no_s3a = text.replace("make jars install-s3", "make jars")
+    assert no_s3a != text
+    assert any("install-s3" in p for p in check_dockerfile(no_s3a, valid, "3.11"))
 
 
 def test_interpolation_follows_compose() -> None:
