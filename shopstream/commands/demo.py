@@ -61,8 +61,7 @@ DEMO_JOBS = (
 
 @app.command("start")
 def start() -> None:
-    """Start the demo workload, the streaming pipeline, the alert engine and the API in the
-    background (idempotent)."""
+    """Start the workload, streams, alert engine and API in the background (idempotent)."""
     settings = get_settings()
     _ensure_history(settings)
     jobs = []

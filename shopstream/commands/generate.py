@@ -78,8 +78,7 @@ def register(root: typer.Typer) -> None:
             help="Hold the rate constant instead of following the daily curve (for benchmarks).",
         ),
     ) -> None:
-        """Simulate the shop: signups, orders with stock, fulfilment, restocks, price changes,
-        erasures, and the web sessions around them."""
+        """Simulate the shop: orders, stock, signups, prices, erasures and web sessions."""
         options = GenerateOptions(
             seed=seed,
             rate=rate,
