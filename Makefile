@@ -158,7 +158,8 @@ test: ## Install, start the test stack, run the whole suite
 	@# Integration tests share one stack and drive Spark processes that use both cores, so
 	@# they run in turn. Unit tests are small Spark jobs whose driver keeps one core busy:
 	@# two workers (pytest-xdist, one Spark session each) use both. worksteal lets an idle
-	@# worker take queued tests from the busy one: 8 min 41 s instead of 9 min 57 s here.
+	@# worker take queued tests from the busy one, so the last long tests do not run alone
+	@# (one paired local run: 8 min 41 s against 9 min 57 s; docs/BENCHMARKS.md).
 	@set +e; \
 	$(TEST_ENV) $(BIN)/pytest tests/integration $(PYTEST_ARGS); it=$$?; \
 	$(TEST_ENV) $(BIN)/pytest -n 2 --dist worksteal tests/unit $(PYTEST_ARGS); unit=$$?; \

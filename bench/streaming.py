@@ -886,7 +886,7 @@ def main() -> None:
 
         # 1. A driver of our own, caught up with what the topics hold.
         queries = args.queries.split(",") if args.queries else DEFAULT_QUERIES
-        main_driver = Driver("main", lake_root, bench_dir, only=args.queries and queries)
+        main_driver = Driver("main", lake_root, bench_dir, only=queries if args.queries else None)
         drivers.append(main_driver)
         main_driver.start()
         started = main_driver.wait_started(queries, args.start_timeout)
