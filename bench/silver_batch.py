@@ -2,12 +2,15 @@
 
 Reads every record the six ``cdc.shop.*`` topics hold (a running stack with the connector
 applied, and some workload behind it), orders them as the log does, cuts them into batches of
-``--batch-records`` and runs each through ``streams.silver.cdc.process_batch``, the function
-the ``silver.cdc`` query calls, into a fresh lake. It prints each batch's wall time and its
-slowest steps (``streams.steps``), so the fixed cost of a batch can be told from its row work:
+``--batch-records`` and runs each, into a fresh lake, through
+``streams.silver.cdc.process_group``: the ``silver.cdc`` query's own batch function, so the
+tables are written ``SHOPSTREAM_STREAMS_PARALLEL_WRITES`` at a time as in the driver (``=1``:
+one after another). It prints each batch's wall time and its slowest steps
+(``streams.steps``), so the fixed cost of a batch can be told from its row work:
 
     .venv/bin/python bench/silver_batch.py --batch-records 3000 --batches 4
-    .venv/bin/python bench/silver_batch.py --parallel --conf spark.sql.adaptive.enabled=false
+    SHOPSTREAM_STREAMS_PARALLEL_WRITES=1 .venv/bin/python bench/silver_batch.py \
+        --conf spark.sql.adaptive.enabled=false
 
 The first batch also warms the session up (class loading, JIT, table creation); read the
 ones after it. No streaming query runs, so no trigger interval and no other layer competes.
@@ -21,7 +24,6 @@ import os
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from shopstream.settings import get_settings
-from streams import lake, steps
+from streams import steps
 from streams.runner import SILVER_CDC
 from streams.session import build_spark
 from streams.silver import cdc
@@ -39,12 +41,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-records", type=int, default=3000)
     parser.add_argument("--batches", type=int, default=4)
-    parser.add_argument(
-        "--parallel",
-        action="store_true",
-        help="write the tables SHOPSTREAM_STREAMS_PARALLEL_WRITES at a time, as the driver "
-        "does (default: one after another)",
-    )
     parser.add_argument("--conf", action="append", default=[], help="a Spark option, key=value")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
@@ -58,9 +54,7 @@ def main() -> None:
             settings, app_name="silver-batch", extra_config=conf, codegen=settings.streams_codegen
         )
         tables = [module.TABLE for module in SILVER_CDC]
-        for table in tables:
-            for name in cdc._tables_written(table):
-                lake.ensure_table(spark, settings, name)
+        cdc.ensure_tables(spark, settings, tables)
         records = (
             spark.read.format("kafka")
             .option("kafka.bootstrap.servers", settings.bootstrap_servers)
@@ -82,24 +76,7 @@ def main() -> None:
             in_batch = F.col("_n").between(batch_id * size + 1, (batch_id + 1) * size)
             batch = numbered.where(in_batch).drop("_n").localCheckpoint()
             started = time.monotonic()
-            present = {row.topic for row in batch.select("topic").distinct().collect()}
-            work = [
-                partial(
-                    cdc.process_batch,
-                    spark,
-                    settings,
-                    table,
-                    batch.where(F.col("topic") == table.topic),
-                    batch_id,
-                )
-                for table in tables
-                if table.topic in present
-            ]
-            if args.parallel:
-                steps.in_parallel(settings, work)
-            else:
-                for piece in work:
-                    piece()
+            cdc.process_group(spark, settings, tables, batch, batch_id)
             seconds = time.monotonic() - started
             slowest = steps.take_slowest(40)
             figures.append({"batch": batch_id, "seconds": round(seconds, 2), "steps": slowest})

@@ -398,11 +398,50 @@ def _tables_written(table: CdcTable) -> list[str]:
     return written
 
 
+def ensure_tables(spark: SparkSession, settings: Settings, tables: list[CdcTable]) -> None:
+    """Create every table these CDC tables write: current state, history, log, quarantine."""
+    for table in tables:
+        for qualified in _tables_written(table):
+            lake.ensure_table(spark, settings, qualified)
+
+
+def process_group(
+    spark: SparkSession,
+    settings: Settings,
+    tables: list[CdcTable],
+    records: DataFrame,
+    batch_id: int,
+) -> None:
+    """One micro-batch of several CDC topics (the ``silver.cdc`` query): one read of the
+    records, then each present table's quarantine, history and MERGE, up to
+    ``streams_parallel_writes`` tables at a time. Each table's writes are idempotent on their
+    own, so the group is exactly once table by table."""
+    by_topic = {table.topic: table for table in tables}
+    records = records.persist()
+    try:
+        present = [r.topic for r in records.select("topic").distinct().collect()]
+        in_parallel(
+            settings,
+            [
+                partial(
+                    process_batch,
+                    spark,
+                    settings,
+                    by_topic[topic],
+                    records.where(F.col("topic") == topic),
+                    batch_id,
+                )
+                for topic in sorted(present, key=list(by_topic).index)
+            ],
+        )
+    finally:
+        records.unpersist()
+
+
 def run(spark: SparkSession, settings: Settings, table: CdcTable) -> StreamingQuery:
     """Kafka topic → silver.<table> (and its history) through foreachBatch."""
     name = table.qualified_name
-    for qualified in _tables_written(table):
-        lake.ensure_table(spark, settings, qualified)
+    ensure_tables(spark, settings, [table])
 
     def batch(records: DataFrame, batch_id: int) -> None:
         process_batch(records.sparkSession, settings, table, records, batch_id)
@@ -418,37 +457,14 @@ def run(spark: SparkSession, settings: Settings, table: CdcTable) -> StreamingQu
 
 
 def run_all(spark: SparkSession, settings: Settings, tables: list[CdcTable]) -> StreamingQuery:
-    """Every CDC table in one query (``silver.cdc``): one Kafka read per batch, then each
-    table's quarantine, history and MERGE in turn. Each table's writes are idempotent on their
-    own, so the group is exactly once table by table."""
-    for table in tables:
-        for qualified in _tables_written(table):
-            lake.ensure_table(spark, settings, qualified)
-    by_topic = {table.topic: table for table in tables}
+    """Every CDC table in one query (``silver.cdc``), each batch through :func:`process_group`."""
+    ensure_tables(spark, settings, tables)
 
     def batch(records: DataFrame, batch_id: int) -> None:
-        records = records.persist()
-        try:
-            present = [r.topic for r in records.select("topic").distinct().collect()]
-            in_parallel(
-                settings,
-                [
-                    partial(
-                        process_batch,
-                        records.sparkSession,
-                        settings,
-                        by_topic[topic],
-                        records.where(F.col("topic") == topic),
-                        batch_id,
-                    )
-                    for topic in sorted(present, key=list(by_topic).index)
-                ],
-            )
-        finally:
-            records.unpersist()
+        process_group(records.sparkSession, settings, tables, records, batch_id)
 
     return (
-        kafka_stream(spark, settings, *by_topic)
+        kafka_stream(spark, settings, *[table.topic for table in tables])
         .writeStream.queryName("silver.cdc")
         .foreachBatch(batch)
         .option("checkpointLocation", lake.checkpoint_path(settings, "silver.cdc"))

@@ -290,3 +290,28 @@ def test_scd2_history_and_erasure(spark, lake_settings) -> None:
     assert history[1]["valid_to"] == history[2]["valid_from"]
     (current,) = _rows(spark, lake_settings, "silver.customers")
     assert current["is_deleted"] is True and current["email"] is None
+
+
+def test_one_batch_of_several_topics_writes_each_table_once(spark, lake_settings) -> None:
+    """The silver.cdc query's batch: each topic's records reach their own table, and a
+    replayed batch (same id, same records) changes nothing."""
+    schema = (
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+    )
+    rows = [
+        _record(ORDER_ITEMS, "c", 10, after=_item(1, quantity=3)),
+        _record(CUSTOMERS, "c", 11, after=_customer(5, "eu-west", "2026-11-25T09:00:00Z")),
+        _record(ORDER_ITEMS, "u", 12, before=_item(1, quantity=3), after=_item(1, quantity=4)),
+    ]
+    records = spark.createDataFrame(rows, schema)
+    tables = [CUSTOMERS, ORDER_ITEMS]
+    cdc.process_group(spark, lake_settings, tables, records, 0)
+    cdc.process_group(spark, lake_settings, tables, records, 0)
+
+    (item,) = _rows(spark, lake_settings, "silver.order_items")
+    assert (item["order_item_id"], item["quantity"], item["cdc_lsn"]) == (1, 4, 12)
+    (customer,) = _rows(spark, lake_settings, "silver.customers")
+    assert (customer["customer_id"], customer["region"], customer["cdc_lsn"]) == (5, "eu-west", 11)
+    (version,) = _rows(spark, lake_settings, "silver.customers_history")
+    assert (version["customer_id"], version["is_current"]) == (5, True)
+    assert _rows(spark, lake_settings, "silver.quarantine") == []
