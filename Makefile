@@ -29,8 +29,14 @@ help: ## Show the targets
 
 # --- install --------------------------------------------------------------------------------
 
+# System packages first (Maven among them), then the given targets side by side: the Python
+# venv, the Maven jars and the Airflow venv do not depend on each other (their lines interleave).
+install_with = $(MAKE) --no-print-directory system \
+	&& $(MAKE) --no-print-directory -j$(words $(1)) --output-sync=line $(1)
+
 .PHONY: install
-install: system python jars ## Install everything: system packages, Python venv, JVM jars
+install: ## Install everything: system packages, Python venv, JVM jars
+	@$(call install_with,python jars)
 
 .PHONY: system
 system: ## PostgreSQL 15, Java 17 and Maven from Debian's packages (only what is missing)
@@ -123,9 +129,7 @@ down: ## Stop the local stack (data is kept)
 	@$(BIN)/shopstream down
 
 .PHONY: demo
-demo: ## Install, start the stack and the live pipeline, print where to look
-	@$(MAKE) --no-print-directory system
-	@$(MAKE) --no-print-directory -j2 --output-sync=line python jars
+demo: install ## Install, start the stack and the live pipeline, print where to look
 	$(call say,starting the local stack)
 	@$(BIN)/shopstream up
 	$(call say,applying the Debezium connectors)
@@ -145,10 +149,7 @@ lint: python ## ruff and mypy
 
 .PHONY: test
 test: ## Install, start the test stack, run the whole suite
-	@# System packages first (Maven among them); then the Python venv, the Maven jars and the
-	@# Airflow venv, which are independent, side by side (their lines interleave).
-	@$(MAKE) --no-print-directory system
-	@$(MAKE) --no-print-directory -j3 --output-sync=line python jars install-s3 airflow
+	@$(call install_with,python jars install-s3 airflow)
 	$(call say,starting a fresh test stack (state in .state-test))
 	@# Fresh every run: the integration tests replay the whole Kafka log, and a log kept
 	@# from earlier runs would make them slower each time (and differ from CI's clean clone).
