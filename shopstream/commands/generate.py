@@ -164,6 +164,7 @@ def print_summary(r: GenerateResult, options: GenerateOptions) -> None:
         ("cancellations", f"{r.cancellations:,}"),
         ("restocks", f"{r.restocks:,}"),
         ("price changes", f"{r.price_changes:,}"),
+        ("stock adjustments", f"{r.stock_adjustments:,}"),
         ("signups", f"{r.signups:,}"),
         ("profile edits", f"{r.profile_edits:,}"),
         ("deletions (erasure)", f"{r.erasures:,}"),

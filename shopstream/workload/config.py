@@ -34,6 +34,8 @@ class WorkloadConfig:
     profile_edits_per_order: float = 0.03
     erasures_per_order: float = 0.001
     price_changes_per_order: float = 0.005
+    #: Stock counts and write-offs that correct a stock level outside any order.
+    stock_adjustments_per_order: float = 0.01
     #: Share of orders the customer cancels before shipping.
     cancel_share: float = 0.07
     #: Chance that a new customer signs up and orders at once (checkout creates an account).
@@ -67,6 +69,7 @@ class WorkloadConfig:
             "profile_edits_per_order",
             "erasures_per_order",
             "price_changes_per_order",
+            "stock_adjustments_per_order",
             "browsing_sessions_per_order",
         ):
             if getattr(self, name) < 0:

@@ -21,6 +21,7 @@ Activities:
 - every order walks pending -> processing -> shipped -> delivered over simulated time;
 - a warehouse row at or below its reorder point gets a restock of reorder_qty after a
   lead time;
+- stock counts and write-offs correct a stock level now and then, outside any order;
 - signups, profile edits, price changes and erasures arrive as Poisson processes at a fixed
   ratio to the order rate.
 """
@@ -59,6 +60,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    StockAdjusted,
     StockReplenished,
 )
 from shopstream.workload.sampling import WeightedChoice, ZipfSampler, poisson_arrivals
@@ -130,7 +132,7 @@ class CountingIds:
 # --- the model --------------------------------------------------------------------------
 
 # Event kinds; small ints keep heap entries cheap to compare.
-_ORDER, _TRANSITION, _RESTOCK, _SIGNUP, _EDIT, _ERASURE, _PRICE = range(7)
+_ORDER, _TRANSITION, _RESTOCK, _SIGNUP, _EDIT, _ERASURE, _PRICE, _ADJUST = range(8)
 
 _EDIT_KINDS = WeightedChoice(
     ("phone", "email", "marketing", "region", "last_name"), (0.35, 0.25, 0.20, 0.10, 0.10)
@@ -228,6 +230,7 @@ class ShopModel:
                 (_EDIT, self.config.profile_edits_per_order),
                 (_ERASURE, self.config.erasures_per_order),
                 (_PRICE, self.config.price_changes_per_order),
+                (_ADJUST, self.config.stock_adjustments_per_order),
             )
             if ratio > 0
         }
@@ -291,6 +294,9 @@ class ShopModel:
                 self._schedule_side(kind)
             elif kind == _PRICE:
                 self._on_price_change(t, ops)
+                self._schedule_side(kind)
+            elif kind == _ADJUST:
+                self._on_adjustment(t, ops)
                 self._schedule_side(kind)
         else:
             if until > self.now:
@@ -458,6 +464,23 @@ class ShopModel:
             new = old + 1
         product.unit_price = new
         ops.append(PriceChanged(product.product_id, old, new, to_datetime(t)))
+
+    # --- stock ----------------------------------------------------------------------------------
+
+    def _on_adjustment(self, t: float, ops: list[Op]) -> None:
+        """A stock count: mostly units found missing or damaged, now and then units found."""
+        rng = self.rng
+        stocked = [key for key in sorted(self.stock) if self.stock[key].on_hand > 0]
+        if not stocked:
+            return
+        key = stocked[rng.randrange(len(stocked))]
+        row = self.stock[key]
+        missing = rng.random() < 0.8
+        delta = -rng.randint(1, min(row.on_hand, 6)) if missing else rng.randint(1, 4)
+        row.on_hand += delta
+        ops.append(StockAdjusted(key[0], key[1], delta, to_datetime(t)))
+        if row.on_hand <= row.reorder_point and key not in self._pending_restock:
+            self._schedule_restock(key, t)
 
     # --- orders ---------------------------------------------------------------------------------
 

@@ -95,6 +95,17 @@ class StockReplenished:
 
 
 @dataclass(frozen=True, slots=True)
+class StockAdjusted:
+    """A stock count or a write-off: ``on_hand`` corrected by ``delta`` outside any order
+    (damaged or missing units, or found ones). The inventory log cannot tell it from a sale."""
+
+    product_id: int
+    warehouse_id: int
+    delta: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PriceChanged:
     product_id: int
     old_price: Decimal
@@ -109,5 +120,6 @@ Op = (
     | OrderPlaced
     | OrderStatusChanged
     | StockReplenished
+    | StockAdjusted
     | PriceChanged
 )

@@ -36,6 +36,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    StockAdjusted,
     StockReplenished,
 )
 from shopstream.workload.sampling import fixed_count_arrivals, poisson_count
@@ -145,6 +146,7 @@ class GenerateResult:
     status_changes: int = 0
     restocks: int = 0
     price_changes: int = 0
+    stock_adjustments: int = 0
     signups: int = 0
     profile_edits: int = 0
     erasures: int = 0
@@ -185,6 +187,8 @@ class GenerateResult:
                 self.restocks += 1
             elif isinstance(op, PriceChanged):
                 self.price_changes += 1
+            elif isinstance(op, StockAdjusted):
+                self.stock_adjustments += 1
             elif isinstance(op, CustomerSignedUp):
                 self.signups += 1
             elif isinstance(op, CustomerEdited):

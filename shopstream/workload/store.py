@@ -34,6 +34,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    StockAdjusted,
     StockReplenished,
 )
 
@@ -321,6 +322,8 @@ def apply_batch(conn: Conn, ops: Sequence[Op]) -> None:
                 touch((line.product_id, line.warehouse_id), line.quantity, op.at)
         elif isinstance(op, StockReplenished):
             touch((op.product_id, op.warehouse_id), op.quantity, op.at, restocked=True)
+        elif isinstance(op, StockAdjusted):
+            touch((op.product_id, op.warehouse_id), op.delta, op.at)
         elif isinstance(op, CustomerSignedUp):
             signups.append(op)
         elif isinstance(op, CustomerEdited):

@@ -36,6 +36,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    StockAdjusted,
     StockReplenished,
 )
 from shopstream.workload.runner import Clock, GenerateOptions, GenerateResult, run
@@ -45,7 +46,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 #: Rare events made common, so one short run shows every kind of change: erasures, price
 #: changes, and restocks that arrive within a few dozen orders.
-BUSY = WorkloadConfig(erasures_per_order=0.03, price_changes_per_order=0.05, restock_lead_orders=30)
+BUSY = WorkloadConfig(
+    erasures_per_order=0.03,
+    price_changes_per_order=0.05,
+    stock_adjustments_per_order=0.05,
+    restock_lead_orders=30,
+)
 
 
 def _connect(settings: Settings) -> psycopg.Connection[Any]:
@@ -287,8 +293,8 @@ def test_backfill_writes_consistent_history(shop: Settings, db: psycopg.Connecti
     )
     assert bad_cancel == 0
 
-    # Stock: after = before - sold (non-cancelled new orders) + restocks. Cancelled orders
-    # gave their stock back; pre-existing orders only move forward (never cancelled).
+    # Stock: after = before - sold (non-cancelled new orders) + restocks + stock counts.
+    # Cancelled orders gave their stock back; pre-existing orders only move forward.
     sold: Counter[tuple[int, int]] = Counter()
     for product_id, warehouse_id, quantity in db.execute(
         "select i.product_id, i.warehouse_id, i.quantity from shop.order_items i"
@@ -301,6 +307,9 @@ def test_backfill_writes_consistent_history(shop: Settings, db: psycopg.Connecti
     for op in ops:
         if isinstance(op, StockReplenished):
             restocked[(op.product_id, op.warehouse_id)] += op.quantity
+        elif isinstance(op, StockAdjusted):
+            restocked[(op.product_id, op.warehouse_id)] += op.delta
+    assert any(isinstance(op, StockAdjusted) for op in ops), "the run counted no stock"
     assert result.restocks == sum(1 for op in ops if isinstance(op, StockReplenished)) > 0
     stock_after = _stock(db)
     expected = {key: on_hand - sold[key] + restocked[key] for key, on_hand in stock_before.items()}

@@ -29,6 +29,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    StockAdjusted,
     StockReplenished,
 )
 from shopstream.workload.sampling import fixed_count_arrivals
@@ -104,6 +105,11 @@ def replay(state: ShopState, ops: list[Op]) -> dict[str, object]:
             key = (op.product_id, op.warehouse_id)
             assert op.quantity == policy[key][1], "restocks deliver reorder_qty"
             stock[key] += op.quantity
+        elif isinstance(op, StockAdjusted):
+            key = (op.product_id, op.warehouse_id)
+            assert op.delta != 0
+            stock[key] += op.delta
+            assert stock[key] >= 0, "a stock count never leaves less than nothing"
         elif isinstance(op, PriceChanged):
             assert prices[op.product_id] == op.old_price != op.new_price
             assert op.new_price > 0
@@ -146,7 +152,8 @@ def test_every_op_stream_obeys_the_shop_rules() -> None:
     ops = model.advance(T0 + 2 * DAY_S)
     kinds = Counter(type(op).__name__ for op in ops)
     for kind in ("CustomerSignedUp", "CustomerEdited", "CustomerErased", "OrderPlaced",
-                 "OrderStatusChanged", "StockReplenished", "PriceChanged"):  # fmt: skip
+                 "OrderStatusChanged", "StockReplenished", "StockAdjusted",
+                 "PriceChanged"):  # fmt: skip
         assert kinds[kind] > 0, kind
     outcome = replay(initial, ops)
     # The model's own mirror ends where the replay ends.
