@@ -31,7 +31,8 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from alerts import store
-from alerts.lifecycle import (
+from shopstream.errors import ShopstreamError
+from shopstream.low_stock import (
     InvalidChange,
     StockChange,
     StockState,
@@ -42,10 +43,10 @@ from alerts.lifecycle import (
     envelope_parts,
     epoch_us,
     from_epoch_us,
+    hour_of,
     parse_stock_change,
     parse_timestamp,
 )
-from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 from shopstream.topics import cdc_topic
 
@@ -402,8 +403,21 @@ def _state(row: tuple[Any, ...]) -> StockState:
         days_of_cover=cover,
         severity=severity,
         alert_id=alert_id,
-        recent_moves=tuple((int(a), int(b), int(c)) for a, b, c in moves),
+        recent_moves=recent_moves(moves),
     )
+
+
+def recent_moves(stored: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
+    """``alerting.stock.recent_moves`` as the rule keeps them: ``[hour, units]`` pairs.
+
+    A state written before the window was counted in hours holds ``[lsn, moved_at_us,
+    units]`` triples; they are summed into their hours, so an upgrade needs no rebuild.
+    """
+    hours: dict[int, int] = {}
+    for move in stored:
+        hour, units = (hour_of(int(move[1])), int(move[2])) if len(move) == 3 else move
+        hours[int(hour)] = hours.get(int(hour), 0) + int(units)
+    return tuple(sorted(hours.items()))
 
 
 def _ms(ms: int | None) -> datetime | None:

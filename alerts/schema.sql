@@ -38,8 +38,9 @@ CREATE TABLE IF NOT EXISTS alerting.warehouses (
 );
 
 -- One row per product x warehouse: the engine's evaluation state (the gold watch's twin).
--- recent_moves: the stock that left in the last 7 days (+ slack), as
--- [[lsn, moved_at_epoch_us, units_out], ...] in LSN order, for point-in-time velocity.
+-- recent_moves: the stock that left per hour in the last 7 days (+ a day of slack), as
+-- [[hour since the epoch, units_out], ...] by hour, for point-in-time velocity: at most about
+-- 190 pairs whatever the rate (older states' [lsn, moved_at_us, units] triples still read).
 CREATE TABLE IF NOT EXISTS alerting.stock (
     product_id     bigint  NOT NULL,
     warehouse_id   bigint  NOT NULL,

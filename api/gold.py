@@ -21,10 +21,10 @@ log = logging.getLogger("api.gold")
 COLUMNS = [
     "product_id",
     "warehouse_id",
-    "units_sold_7d",
-    "sales_velocity_7d",
+    "units_out_7d",
+    "velocity_7d",
     "days_of_cover",
-    "velocity_as_of_at",
+    "stock_updated_at",
     "refreshed_at",
 ]
 GoldRows = dict[tuple[int, int], dict[str, Any]]

@@ -229,13 +229,14 @@ class LiveVelocity(_Out):
 
 
 class GoldVelocity(_Out):
-    """Hindsight figures from gold ``inventory_status``: units sold (orders not cancelled) in
-    the 7 days up to the newest order, refreshed by the streaming pipeline."""
+    """The lake's figures from gold ``inventory_status``: the same low-stock rule as the live
+    engine (``shopstream.low_stock``), as of the latest stock change the streaming pipeline
+    has written, a micro-batch or so behind the engine."""
 
-    units_sold_7d: int
-    velocity_7d: Velocity = Field(description="Units sold per day over the 7 days")
+    units_out_7d: int
+    velocity_7d: Velocity = Field(description="Units out per day over the 7 days")
     days_of_cover: DaysOfCover | None
-    velocity_as_of_at: datetime | None
+    as_of: datetime = Field(description="The stock change the figures are as of")
     refreshed_at: datetime
 
 

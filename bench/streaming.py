@@ -14,11 +14,14 @@ with what the topics already hold, it:
    Per step: achieved orders/s, CDC rows/s (end-offset growth of the cdc.shop.<table>
    topics), silver and gold freshness p50/p99 (nearest rank), and whether the pipeline
    drained within ``--drain-timeout`` seconds after the step.
+   The driver's CPU (its Python process and the Spark JVM, in cores) is measured over
+   each step.
 2. Replay speed. A new driver on an empty lake runs ``--only bronze`` from the earliest
    offsets; the time from "started bronze" until its checkpoint has committed a batch
-   ending at the topics' end offsets gives bronze rows/s. The same for ``--only
-   silver.cdc`` (change records / s). Row counts are checked afterwards (bronze rows =
-   records; silver live rows = PostgreSQL rows).
+   ending at the topics' end offsets gives bronze rows/s. The same for ``--only cdc``
+   (change records / s, silver and gold), with ``--replay-max-offsets`` records a batch.
+   Row counts are checked afterwards (bronze rows = records; silver live rows =
+   PostgreSQL rows).
 
     .venv/bin/python bench/streaming.py --json /tmp/streaming.json
 
@@ -64,8 +67,10 @@ from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC, cdc_topic
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 CDC_TOPICS = [cdc_topic(t) for t in CDC_TABLES]
 BRONZE_TOPICS = [*CDC_TOPICS, CLICKSTREAM_TOPIC]
-BRONZE_TABLES = [f"bronze.shop_{t}" for t in CDC_TABLES] + ["bronze.web_clickstream"]
-DEFAULT_QUERIES = ["bronze", "silver.cdc", "silver.clickstream_events", "gold"]
+BRONZE_TABLES = ["bronze.records"]
+DEFAULT_QUERIES = ["bronze", "cdc", "clickstream"]
+#: The query that writes gold.inventory_status (the probe's gold row).
+GOLD_QUERY = "cdc"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 POLL_S = 0.2
 STARTED = re.compile(r"\bstarted (\S+)\s*$")
@@ -300,8 +305,16 @@ def _kill_group(pgid: int) -> None:
 class Driver:
     """`shopstream streams run` in its own process group, logging to a file."""
 
-    def __init__(self, label: str, lake: Path, logs: Path, only: list[str] | None = None):
+    def __init__(
+        self,
+        label: str,
+        lake: Path,
+        logs: Path,
+        only: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.label = label
+        self.env = env or {}
         self.lake = lake
         self.log = logs / f"driver-{label}.log"
         self.only = only or []
@@ -309,7 +322,7 @@ class Driver:
         self.spawned_at = 0.0
 
     def start(self) -> None:
-        env = {**os.environ, "SHOPSTREAM_LAKE_ROOT": str(self.lake)}
+        env = {**os.environ, **self.env, "SHOPSTREAM_LAKE_ROOT": str(self.lake)}
         command = [SHOPSTREAM, "streams", "run", "--progress-every", "10"]
         for name in self.only:
             command += ["--only", name]
@@ -378,6 +391,19 @@ class Driver:
         if _group_alive(pgid):
             _kill_group(pgid)
         return proc.returncode
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the driver and its children (the Spark JVM)."""
+        if self.proc is None:
+            return 0.0
+        total = 0.0
+        with contextlib.suppress(psutil.Error):
+            leader = psutil.Process(self.proc.pid)
+            for proc in [leader, *leader.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        return total
 
     def slowest_steps(self, limit: int = 10) -> dict[str, float]:
         """The longest time each step took, from the driver's "slowest steps:" lines."""
@@ -525,11 +551,11 @@ def pick_probe_key(settings: Settings) -> tuple[int, int] | None:
 
 
 def generate(
-    args: list[str], timeout_s: float
+    args: list[str], timeout_s: float, clickstream: bool = False
 ) -> tuple[subprocess.CompletedProcess[str], float, float]:
     began = time.time()
     result = subprocess.run(
-        [SHOPSTREAM, "generate", "--no-clickstream", *args],
+        [SHOPSTREAM, "generate", *([] if clickstream else ["--no-clickstream"]), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -599,14 +625,18 @@ def run_step(
     seed: int,
     drain_timeout_s: float,
     max_drain_s: float,
+    clickstream: bool,
 ) -> dict[str, Any]:
     marks0 = watermarks(settings, CDC_TOPICS)
     orders0 = pg_orders(settings)
     say(f"step {rate:g} orders/s: generating for {seconds} s")
+    cpu0 = driver.cpu_seconds()
     result, began, ended = generate(
         ["--rate", f"{rate:g}", "--duration", str(seconds), "--seed", str(seed)],
         timeout_s=seconds + 300,
+        clickstream=clickstream,
     )
+    driver_cores = (driver.cpu_seconds() - cpu0) / max(ended - began, 1e-9)
     orders1 = pg_orders(settings)
     gen_s = generated_elapsed_s(result.stdout) or (ended - began)
     say(f"step {rate:g} orders/s: {orders1 - orders0:,} orders in {gen_s:.1f} s; draining")
@@ -641,6 +671,8 @@ def run_step(
         "gold_max_ms": percentile(gold, 100),
         "drain_s": None if drain_s is None else round(drain_s, 1),
         "kept_up": drain_s is not None and drain_s <= drain_timeout_s,
+        "driver_cpu_cores": round(driver_cores, 3),
+        "clickstream": clickstream,
     }
 
 
@@ -653,11 +685,18 @@ def replay(
     start_timeout_s: float,
     timeout_s: float,
     drivers: list[Driver],
+    max_offsets: int,
 ) -> dict[str, Any]:
     """Run ``--only query`` on an empty lake until its checkpoint reaches the end offsets."""
     marks = watermarks(settings, topics)
     records = record_total(marks)
-    driver = Driver(f"replay-{query}", lake_root, logs, only=[query])
+    driver = Driver(
+        f"replay-{query}",
+        lake_root,
+        logs,
+        only=[query],
+        env={"SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER": str(max_offsets)},
+    )
     drivers.append(driver)
     driver.start()
     try:
@@ -761,11 +800,11 @@ def print_table(results: dict[str, Any]) -> None:
             f"{results['initial_catch_up_s']:.0f} s"
         )
     # Without gold in the driver, "unseen" counts the probes silver never showed.
-    last = "gold" if "gold" in results.get("queries", DEFAULT_QUERIES) else "silver"
+    last = "gold" if GOLD_QUERY in results.get("queries", DEFAULT_QUERIES) else "silver"
     print()
     print(
         "target  orders/s  cdc rows/s  silver p50  silver p99  gold p50  gold p99"
-        "  probes  unseen  drain s  kept up"
+        "  probes  unseen  drain s  kept up  driver cores"
     )
     for s in results["steps"]:
         print(
@@ -774,7 +813,7 @@ def print_table(results: dict[str, Any]) -> None:
             f"  {_ms(s['gold_p50_ms']):>8}  {_ms(s['gold_p99_ms']):>8}"
             f"  {s['probes']:>6}  {s[f'{last}_unseen']:>6}"
             f"  {'-' if s['drain_s'] is None else format(s['drain_s'], '.1f'):>7}"
-            f"  {'yes' if s['kept_up'] else 'NO':>7}"
+            f"  {'yes' if s['kept_up'] else 'NO':>7}  {s.get('driver_cpu_cores', 0):>12.2f}"
         )
     print(f"(freshness in ms, commit -> visible; unseen = probes never seen in {last})")
     for r in results.get("replay", []):
@@ -811,9 +850,21 @@ def main() -> None:
     parser.add_argument("--lake", type=Path, help="an empty folder for the driver's lake")
     parser.add_argument("--skip-replay", action="store_true")
     parser.add_argument(
+        "--replay-only", action="store_true", help="no live driver and no steps: only the replays"
+    )
+    parser.add_argument(
         "--queries",
-        help="comma-separated queries for the live driver (default: the four default ones); "
-        "without gold, a drain does not wait for gold",
+        help="comma-separated queries for the live driver (default: all); without cdc, a "
+        "drain does not wait for gold",
+    )
+    parser.add_argument(
+        "--clickstream", action="store_true", help="the generator sends clicks too (as the demo)"
+    )
+    parser.add_argument(
+        "--replay-max-offsets",
+        type=int,
+        default=1_000_000,
+        help="records per micro-batch of a replay (SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER)",
     )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("--seed", type=int, default=1, help="generator seed of the first step")
@@ -889,66 +940,72 @@ def main() -> None:
         # 1. A driver of our own, caught up with what the topics hold.
         queries = args.queries.split(",") if args.queries else DEFAULT_QUERIES
         results["queries"] = queries
-        main_driver = Driver("main", lake_root, bench_dir, only=queries if args.queries else None)
-        drivers.append(main_driver)
-        main_driver.start()
-        started = main_driver.wait_started(queries, args.start_timeout)
-        results["driver_start_s"] = round(max(started.values()) - main_driver.spawned_at, 1)
-        say(f"driver main: queries started after {results['driver_start_s']:.0f} s")
-        results["initial_cdc_records"] = record_total(watermarks(settings, CDC_TOPICS))
-        prober = Prober(settings, lake_root, key, args.probe_every, watch_gold="gold" in queries)
-        prober.start()
-        since = time.time()
-        caught = wait_caught_up(
-            settings,
-            main_driver,
-            prober,
-            pg_orders(settings),
-            since,
-            args.catch_up_timeout,
-            "catching up",
-        )
-        if caught is None:
-            raise fail(f"the driver did not catch up within {args.catch_up_timeout:.0f} s")
-        results["initial_catch_up_s"] = round(caught, 1)
-        say(f"caught up in {caught:.0f} s")
-
-        # 2. Steps at rising rates.
-        for i, rate in enumerate(rates):
-            step = run_step(
+        if not args.replay_only:
+            main_driver = Driver(
+                "main", lake_root, bench_dir, only=queries if args.queries else None
+            )
+            drivers.append(main_driver)
+            main_driver.start()
+            started = main_driver.wait_started(queries, args.start_timeout)
+            results["driver_start_s"] = round(max(started.values()) - main_driver.spawned_at, 1)
+            say(f"driver main: queries started after {results['driver_start_s']:.0f} s")
+            results["initial_cdc_records"] = record_total(watermarks(settings, CDC_TOPICS))
+            prober = Prober(
+                settings, lake_root, key, args.probe_every, watch_gold=GOLD_QUERY in queries
+            )
+            prober.start()
+            since = time.time()
+            caught = wait_caught_up(
                 settings,
                 main_driver,
                 prober,
-                rate,
-                args.step_seconds,
-                args.seed + i + 1,
-                args.drain_timeout,
-                args.max_drain,
+                pg_orders(settings),
+                since,
+                args.catch_up_timeout,
+                "catching up",
             )
-            results["steps"].append(step)
-            say(
-                f"step {rate:g}: {step['orders_per_s']:.0f} orders/s, "
-                f"{step['cdc_rows_per_s']:.0f} CDC rows/s, silver p50/p99 "
-                f"{_ms(step['silver_p50_ms'])}/{_ms(step['silver_p99_ms'])} ms, gold p50/p99 "
-                f"{_ms(step['gold_p50_ms'])}/{_ms(step['gold_p99_ms'])} ms, "
-                f"drained in {step['drain_s']} s"
-            )
-            if step["drain_s"] is None:
-                say(f"not drained within {args.max_drain:.0f} s: skipping the higher rates")
-                break
-        prober.stop()
-        results["probe_errors"] = {
-            "commit": prober.probe_errors,
-            "last_commit": prober.last_probe_error,
-            "poll": prober.poll_errors,
-            "last_poll": prober.last_poll_error,
-        }
-        main_driver.stop()
+            if caught is None:
+                raise fail(f"the driver did not catch up within {args.catch_up_timeout:.0f} s")
+            results["initial_catch_up_s"] = round(caught, 1)
+            say(f"caught up in {caught:.0f} s")
+
+            # 2. Steps at rising rates.
+            for i, rate in enumerate(rates):
+                step = run_step(
+                    settings,
+                    main_driver,
+                    prober,
+                    rate,
+                    args.step_seconds,
+                    args.seed + i + 1,
+                    args.drain_timeout,
+                    args.max_drain,
+                    args.clickstream,
+                )
+                results["steps"].append(step)
+                say(
+                    f"step {rate:g}: {step['orders_per_s']:.0f} orders/s, "
+                    f"{step['cdc_rows_per_s']:.0f} CDC rows/s, silver p50/p99 "
+                    f"{_ms(step['silver_p50_ms'])}/{_ms(step['silver_p99_ms'])} ms, gold p50/p99 "
+                    f"{_ms(step['gold_p50_ms'])}/{_ms(step['gold_p99_ms'])} ms, "
+                    f"drained in {step['drain_s']} s, driver {step['driver_cpu_cores']:.2f} cores"
+                )
+                if step["drain_s"] is None:
+                    say(f"not drained within {args.max_drain:.0f} s: skipping the higher rates")
+                    break
+            prober.stop()
+            results["probe_errors"] = {
+                "commit": prober.probe_errors,
+                "last_commit": prober.last_probe_error,
+                "poll": prober.poll_errors,
+                "last_poll": prober.last_poll_error,
+            }
+            main_driver.stop()
 
         # 3. Replays from the earliest offsets on empty lakes.
         results["replay"] = []
         if not args.skip_replay:
-            for query, topics in (("bronze", BRONZE_TOPICS), ("silver.cdc", CDC_TOPICS)):
+            for query, topics in (("bronze", BRONZE_TOPICS), ("cdc", CDC_TOPICS)):
                 lake = bench_dir / f"replay-{query}"
                 figures = replay(
                     settings,
@@ -959,6 +1016,7 @@ def main() -> None:
                     args.start_timeout,
                     args.replay_timeout,
                     drivers,
+                    args.replay_max_offsets,
                 )
                 if query == "bronze":
                     check = verify_bronze(lake, figures["records"])

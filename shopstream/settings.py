@@ -88,25 +88,28 @@ class Settings(BaseSettings):
     #: VACUUM keeps files a table stopped using less than this long ago; below 168 (the 7 days
     #: Delta needs for concurrent readers and time travel) it refuses without --force-unsafe.
     lake_vacuum_retain_hours: int = Field(default=168, ge=0)
-    #: Micro-batch trigger interval of silver, the layer every other one reads.
-    streams_trigger_s: float = Field(default=2.0, gt=0)
-    #: Trigger interval of bronze (the raw archive, on nobody's freshness path); 0 means
-    #: streams_trigger_s.
-    streams_bronze_trigger_s: float = Field(default=10.0, ge=0)
-    #: Trigger interval of gold; 0 means streams_trigger_s. Under load a gold batch outlasts
-    #: any interval (118 s at 1,100 CDC rows/s), so a longer one does not free the cores for
-    #: silver; it bounds how often gold refreshes when the stream is quiet.
-    streams_gold_trigger_s: float = Field(default=5.0, ge=0)
-    #: Spark code generation in the streaming driver. Off by default: micro-batches are small,
-    #: and generating and compiling code for every batch's plans took a third of the
-    #: driver's CPU (JFR profile in docs/BENCHMARKS.md). The daily batch always keeps it.
+    #: Micro-batch trigger interval of the cdc and clickstream queries (silver and gold are
+    #: written in the same batch, Arrow-native): how often a busy query takes a batch.
+    streams_trigger_s: float = Field(default=1.0, gt=0)
+    #: A batch of fewer than streams_linger_records records lingers: the query's next batch
+    #: starts no sooner than this after it started. A quiet shop then pays a batch's fixed
+    #: cost every few seconds instead of every second (as Kafka's linger.ms); a busy one is
+    #: never held back. 0 turns it off.
+    streams_linger_s: float = Field(default=4.0, ge=0)
+    streams_linger_records: int = Field(default=250, ge=0)
+    #: Trigger interval of bronze (the raw archive, on nobody's freshness path; each batch is
+    #: one Spark Delta append per topic); 0 means streams_trigger_s.
+    streams_bronze_trigger_s: float = Field(default=30.0, ge=0)
+    #: Spark code generation in the streaming driver. Off: Spark's only work per batch is
+    #: reading Kafka and handing the records to Arrow, too little to repay compiling code.
+    #: The daily batch always keeps it.
     streams_codegen: bool = False
-    #: Upper bound of Kafka records one micro-batch reads (per query), so a replay from the
+    #: Upper bound of Kafka records one micro-batch reads (per query): a replay from the
     #: earliest offsets proceeds in bounded steps instead of one enormous batch.
     streams_max_offsets_per_trigger: int = Field(default=200_000, ge=1)
-    #: Independent table writes of one micro-batch (silver's tables, gold's views) run this
-    #: many at a time; 1 runs them one after another.
-    streams_parallel_writes: int = Field(default=4, ge=1)
+    #: A query compacts one of its tables between batches once this many of the table's files
+    #: are smaller than its target size.
+    streams_compact_small_files: int = Field(default=24, ge=2)
     #: Low-stock alerts open when stock is at its reorder point or days of cover fall below
     #: this horizon; severity is high below the second bound, critical below the third (or at
     #: zero stock).
@@ -190,8 +193,8 @@ class Settings(BaseSettings):
         return (self.connect_url or f"http://{self.connect_host}:{self.connect_port}").rstrip("/")
 
     def trigger_s(self, layer: str) -> float:
-        """The micro-batch trigger interval of a layer's queries (bronze, silver, gold)."""
-        own = {"bronze": self.streams_bronze_trigger_s, "gold": self.streams_gold_trigger_s}
+        """The micro-batch trigger interval of a layer's queries (bronze, silver)."""
+        own = {"bronze": self.streams_bronze_trigger_s}
         return own.get(layer) or self.streams_trigger_s
 
     @property

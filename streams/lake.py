@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import pyarrow as pa
 import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql.types import (
@@ -61,6 +62,23 @@ class TableDef:
             types[name] = _simple_type(ddl_type)
         return types
 
+    def arrow_schema(self) -> pa.Schema:
+        """The declared schema as Arrow types (no session): what delta-rs writes and reads.
+
+        ``NOT NULL`` columns are non-nullable fields; timestamps are microseconds in UTC, so
+        delta-rs stores Delta ``timestamp`` (as Spark does), never ``timestamp_ntz``.
+        """
+        fields = []
+        for column in self.columns:
+            parts = column.split()
+            nullable = "NOT NULL" not in column.upper()
+            fields.append(pa.field(parts[0], _arrow_type(parts[1]), nullable=nullable))
+        return pa.schema(fields)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.split()[0] for c in self.columns]
+
     def schema(self) -> StructType:
         """The declared schema as a Spark StructType (needs an active session)."""
         spark = SparkSession.getActiveSession()
@@ -87,6 +105,29 @@ def _simple_type(ddl_type: str) -> DataType:
         return DecimalType(int(match.group(1)), int(match.group(2)))
     try:
         return _SIMPLE_TYPES[ddl_type.upper()]
+    except KeyError:
+        raise ValueError(f"unsupported column type {ddl_type!r}") from None
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "BIGINT": pa.int64(),
+    "INT": pa.int32(),
+    "STRING": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    "DATE": pa.date32(),
+    "DOUBLE": pa.float64(),
+    "BINARY": pa.binary(),
+    "MAP<STRING,STRING>": pa.map_(pa.string(), pa.string()),
+    "MAP<STRING,BIGINT>": pa.map_(pa.string(), pa.int64()),
+}
+
+
+def _arrow_type(ddl_type: str) -> pa.DataType:
+    if match := _DECIMAL.match(ddl_type):
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
+    try:
+        return _ARROW_TYPES[ddl_type.upper()]
     except KeyError:
         raise ValueError(f"unsupported column type {ddl_type!r}") from None
 

@@ -1,8 +1,13 @@
 """Lake maintenance: what each table holds, its rows, and OPTIMIZE / VACUUM.
 
 Reads (`lake_status`, `read_rows`) go through the ``deltalake`` package (delta-rs, no JVM),
-so they answer in about a second; they support a local lake only. Compaction and vacuum run
-in Spark with delta-spark, the engine that writes the tables, so they work on any lake.
+so they answer in about a second; they support a local lake only. Compaction and vacuum use
+the engine that writes the table: delta-rs for silver and gold, delta-spark for bronze,
+the marts and the audit tables.
+
+One writer per table: a table a running streaming query writes is that query's to compact
+(it does so between batches) and vacuum. Maintenance of such a table refuses with the
+query's name while its lease is fresh (``streams.leases``).
 
 VACUUM never goes below Delta's safe retention (7 days, what concurrent readers, streaming
 checkpoints and time travel rely on) unless the caller forces it and no streaming driver is
@@ -28,7 +33,8 @@ from pyspark.sql import SparkSession
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 from shopstream.stack.jobs import Job
-from streams import lake
+from streams import lake, leases, runner
+from streams.lake_rs import TARGET_FILE_BYTES, Lake
 
 #: Delta's default ``delta.deletedFileRetentionDuration`` (7 days): the shortest retention
 #: Delta itself accepts without ``retentionDurationCheck`` turned off.
@@ -287,6 +293,77 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+# One writer per table ----------------------------------------------------------------------
+
+
+def running_writer(settings: Settings, name: str) -> str | None:
+    """Why ``name`` cannot be maintained now (its writer runs), or None when it can."""
+    query = runner.writer_of(name)
+    if query is None:
+        return None
+    lease = leases.holder(settings, query)
+    if lease is None:
+        return None
+    return (
+        f"{name} is written by the running streaming query {query} ({lease.describe()}); "
+        "that query compacts its own tables between batches. Stop it first to maintain "
+        f"{name} by hand"
+    )
+
+
+def check_no_writer(settings: Settings, name: str) -> None:
+    reason = running_writer(settings, name)
+    if reason is not None:
+        raise ShopstreamError(reason, exit_code=2)
+
+
+def is_delta_rs(name: str) -> bool:
+    """Whether delta-rs writes the table (silver and gold) rather than delta-spark."""
+    return name.split(".", 1)[0] in ("silver", "gold")
+
+
+# delta-rs: OPTIMIZE and VACUUM of silver and gold -------------------------------------------
+
+
+def rs_exists(settings: Settings, name: str) -> bool:
+    return _open(lake.table_path(settings, name)) is not None if is_local(settings) else True
+
+
+def optimize_rs(settings: Settings, name: str, zorder_by: str | None = None) -> OptimizeResult:
+    """Compact (or Z-order by one column) a silver or gold table through delta-rs."""
+    if zorder_by is not None:
+        check_zorder(name, zorder_by)
+    check_no_writer(settings, name)
+    started = time.monotonic()
+    table = Lake(settings).table(name)
+    before = len(table.file_uris())
+    if zorder_by is None:
+        table.optimize.compact(target_size=TARGET_FILE_BYTES)
+    else:
+        table.optimize.z_order([zorder_by], target_size=TARGET_FILE_BYTES)
+    after = len(table.file_uris())
+    return OptimizeResult(name, before, after, time.monotonic() - started, zorder_by)
+
+
+def vacuum_rs(
+    settings: Settings, name: str, retain_hours: int, *, force_unsafe: bool = False
+) -> VacuumResult:
+    """VACUUM a silver or gold table through delta-rs."""
+    check_vacuum_retention(settings, retain_hours, force_unsafe)
+    check_no_writer(settings, name)
+    started = time.monotonic()
+    deleted = (
+        Lake(settings)
+        .table(name)
+        .vacuum(
+            retention_hours=retain_hours,
+            dry_run=False,
+            enforce_retention_duration=retain_hours >= SAFE_RETAIN_HOURS,
+        )
+    )
+    return VacuumResult(name, retain_hours, len(deleted), time.monotonic() - started)
+
+
 # Spark: OPTIMIZE ---------------------------------------------------------------------------
 
 
@@ -333,6 +410,7 @@ def optimize(
     """OPTIMIZE (bin-packing compaction, or Z-order by one column) one existing table."""
     if zorder_by is not None:
         check_zorder(name, zorder_by)
+    check_no_writer(settings, name)
     path = lake.table_path(settings, existing_tables(spark, settings, [name])[0])
     started = time.monotonic()
     before = _num_files(spark, path)
@@ -411,6 +489,7 @@ def vacuum(
     A dry run counts what would go; the vacuum runs only when there is something to delete.
     """
     check_vacuum_retention(settings, retain_hours, force_unsafe)
+    check_no_writer(settings, name)
     path = lake.table_path(settings, existing_tables(spark, settings, [name])[0])
     conf = {_LISTING_PARALLELISM: str(settings.spark_shuffle_partitions)}
     if retain_hours < SAFE_RETAIN_HOURS:

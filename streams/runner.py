@@ -1,79 +1,213 @@
-"""`shopstream streams run`: every streaming query in one Spark driver, stopped gracefully.
+"""`shopstream streams run`: the streaming queries in one Spark driver, stopped gracefully.
 
-Each query has its own checkpoint, so any subset can run (``--only``) and be restarted on its
-own. The driver survives nothing by itself: it is the checkpoints and idempotent writes that
-make a ``kill -9`` at any moment harmless.
+Three queries, each with its own checkpoint, each the single writer of its tables:
+
+* ``bronze``: every topic appended raw by Spark's Delta sink, at its own slow cadence;
+* ``cdc``: the shop's change topics → silver's CDC tables → gold's sales and stock views;
+* ``clickstream``: the web clickstream → silver's events → gold's product funnel.
+
+Spark keeps the log (the Kafka source, offsets, checkpoints, triggers, restarts). ``cdc`` and
+``clickstream`` hand each micro-batch to Arrow once (``toArrow()``) and everything after runs
+Arrow-native in this Python process: Polars transforms, delta-rs writes. Any subset runs with
+``--only``, so each group can have a driver of its own on its own host.
+
+The driver survives nothing by itself: it is the checkpoints and the app transactions on
+every commit that make a ``kill -9`` at any moment harmless.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
+import pyarrow as pa
 from py4j.protocol import Py4JError
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.errors import ShopstreamError
+from shopstream.low_stock import Thresholds
 from shopstream.settings import Settings
-from streams import steps
-from streams.bronze import raw as bronze_raw
-from streams.gold import run as gold
-from streams.silver import (
-    cdc,
-    clickstream,
-    customers,
-    inventory,
-    order_items,
-    orders,
-    products,
-    warehouses,
-)
+from streams import lake, steps
+from streams.bronze import raw as bronze
+from streams.lake_rs import Lake
+from streams.leases import Holder
+from streams.queries import cdc, clickstream
+from streams.sources import kafka_stream
 
-QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
 Report = Callable[[str], None]
+#: Turns one micro-batch's records (Arrow) and its id into writes; returns a summary.
+Process = Callable[[pa.Table, int], Any]
+
+log = logging.getLogger("streams")
 
 
-SILVER_CDC = (customers, products, warehouses, inventory, orders, order_items)
+@dataclass(frozen=True)
+class QuerySpec:
+    """One streaming query: what it reads, what it alone writes, and how to start it."""
 
-#: What `streams run` starts by default: grouped queries, because each query's per-batch
-#: overhead dominates on a 2-core driver.
-DEFAULT_QUERIES = ("bronze", "silver.cdc", "silver.clickstream_events", "gold")
+    name: str
+    topics: tuple[str, ...]
+    writes: tuple[str, ...]
+    #: The trigger interval's layer (``Settings.trigger_s``) and the scheduler pool.
+    layer: str
+    start: Callable[[SparkSession, Settings], StreamingQuery]
 
 
-def query_factories() -> dict[str, QueryFactory]:
-    """Every query by name, in start order: the grouped defaults, then one per table.
+def arrow_query(
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    topics: tuple[str, ...],
+    columns: tuple[str, ...],
+    process: Process,
+    tidy: Callable[[], None],
+) -> StreamingQuery:
+    """Spark keeps the log: readStream → foreachBatch(toArrow → ``process``), checkpointed.
 
-    A per-table query (``--only silver.orders``) has its own checkpoint, for rebuilding one
-    table; running it beside its group does no harm (writes are idempotent), only work twice.
+    ``toArrow()`` is the batch's only Spark job; ``tidy`` runs after each batch (the writer
+    compacting its own tables). A failure inside ``process`` fails the batch, and Spark runs
+    it again from the checkpoint when the query restarts: writes are exactly once per table.
+    A small batch lingers (``streams_linger_s``) so that a quiet query takes few batches.
     """
-    factories: dict[str, QueryFactory] = {
-        "bronze": bronze_raw.run_all,
-        "silver.cdc": partial(cdc.run_all, tables=[m.TABLE for m in SILVER_CDC]),
-        clickstream.NAME: clickstream.run,
-        gold.NAME: gold.run,
-    }
-    for table in bronze_raw.BRONZE_TOPICS:
-        factories[f"bronze.{table}"] = partial(bronze_raw.run, table=table)
-    for module in SILVER_CDC:
-        factories[module.TABLE.qualified_name] = module.run
-    return factories
+    _quiet_falling_behind(spark)
+
+    def batch(records: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        spark_ = records.sparkSession
+        spark_.sparkContext.setLocalProperty("spark.scheduler.pool", "silver")
+        spark_.sparkContext.setJobDescription(f"{name}: batch {batch_id} to Arrow")
+        with steps.step(f"{name}: toArrow"):
+            table = records.select(*columns).toArrow()
+        process(table, batch_id)
+        with steps.step(f"{name}: compact"):
+            tidy()
+        # Linger after a small batch (its writes are already visible): the next one starts
+        # at most streams_linger_s after this one did, and takes what arrived meanwhile.
+        if table.num_rows < settings.streams_linger_records:
+            linger.wait(max(settings.streams_linger_s - (time.monotonic() - started), 0.0))
+
+    return (
+        kafka_stream(spark, settings, *topics)
+        .writeStream.queryName(name)
+        .foreachBatch(batch)
+        .option("checkpointLocation", lake.checkpoint_path(settings, name))
+        .trigger(processingTime=f"{settings.trigger_s('silver')} seconds")
+        .start()
+    )
 
 
-def select(only: list[str] | None) -> dict[str, QueryFactory]:
-    factories = query_factories()
+#: Set when the driver stops, so that a lingering batch returns at once.
+linger = threading.Event()
+
+
+def _quiet_falling_behind(spark: SparkSession) -> None:
+    """A lingering batch outlasts the trigger interval on purpose: Spark's "batch is falling
+    behind" warning would fire after every quiet batch, so it is silenced (only that one)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+        "org.apache.spark.sql.execution.streaming.runtime.ProcessingTimeExecutor",
+        jvm.org.apache.logging.log4j.Level.ERROR,
+    )
+
+
+def start_cdc(spark: SparkSession, settings: Settings) -> StreamingQuery:
+    tables = Lake(settings)
+    tables.ensure(cdc.WRITES)
+    thresholds = Thresholds.from_settings(settings)
+    return arrow_query(
+        spark,
+        settings,
+        cdc.NAME,
+        cdc.TOPICS,
+        cdc.RECORD_COLUMNS,
+        lambda records, batch_id: cdc.process(records, batch_id, tables, thresholds),
+        Housekeeping(tables, cdc.WRITES, settings),
+    )
+
+
+def start_clickstream(spark: SparkSession, settings: Settings) -> StreamingQuery:
+    tables = Lake(settings)
+    tables.ensure(clickstream.WRITES)
+    state = clickstream.State.of(settings)
+    return arrow_query(
+        spark,
+        settings,
+        clickstream.NAME,
+        clickstream.TOPICS,
+        clickstream.RECORD_COLUMNS,
+        lambda records, batch_id: clickstream.process(records, batch_id, tables, state),
+        Housekeeping(tables, clickstream.WRITES, settings),
+    )
+
+
+#: How often a query vacuums its own tables (with SHOPSTREAM_LAKE_VACUUM_RETAIN_HOURS).
+VACUUM_EVERY_S = 6 * 3600.0
+
+
+class Housekeeping:
+    """A query's upkeep of its own tables between batches: compaction once small files pile
+    up, and a vacuum every few hours. No other process may do either while it runs."""
+
+    def __init__(self, tables: Lake, names: tuple[str, ...], settings: Settings) -> None:
+        self.tables, self.names, self.settings = tables, names, settings
+        self.last_vacuum = time.monotonic()
+
+    def __call__(self) -> None:
+        for done in self.tables.tidy(self.names, self.settings.streams_compact_small_files):
+            log.info(
+                "compacted %s: %d small files into %d",
+                done.table,
+                done.files_removed,
+                done.files_added,
+            )
+        if time.monotonic() - self.last_vacuum >= VACUUM_EVERY_S:
+            retain = max(self.settings.lake_vacuum_retain_hours, 168)
+            deleted = self.tables.vacuum(self.names, retain)
+            log.info(
+                "vacuumed %d tables (retaining %d h): %d files", len(self.names), retain, deleted
+            )
+            self.last_vacuum = time.monotonic()
+
+
+QUERIES: dict[str, QuerySpec] = {
+    spec.name: spec
+    for spec in (
+        QuerySpec(bronze.NAME, bronze.TOPICS, (bronze.TABLE,), "bronze", bronze.run),
+        QuerySpec(cdc.NAME, cdc.TOPICS, cdc.WRITES, "silver", start_cdc),
+        QuerySpec(
+            clickstream.NAME, clickstream.TOPICS, clickstream.WRITES, "silver", start_clickstream
+        ),
+    )
+}
+#: What `streams run` starts by default: all of them.
+DEFAULT_QUERIES = tuple(QUERIES)
+
+
+def writer_of(table: str) -> str | None:
+    """The query that writes ``table`` (None for tables no stream writes: marts, audit)."""
+    for spec in QUERIES.values():
+        if table in spec.writes:
+            return spec.name
+    return None
+
+
+def select(only: list[str] | None) -> dict[str, QuerySpec]:
     if not only:
-        return {name: factories[name] for name in DEFAULT_QUERIES}
-    unknown = [name for name in only if name not in factories]
+        return {name: QUERIES[name] for name in DEFAULT_QUERIES}
+    unknown = [name for name in only if name not in QUERIES]
     if unknown:
         raise ShopstreamError(
-            f"unknown query {', '.join(unknown)}; known: {', '.join(factories)}", exit_code=2
+            f"unknown query {', '.join(unknown)}; known: {', '.join(QUERIES)}", exit_code=2
         )
-    return {name: factories[name] for name in only}
+    return {name: QUERIES[name] for name in only}
 
 
 def _progress_line(query: StreamingQuery) -> str:
@@ -96,11 +230,9 @@ def stop_between_batches(
     after ``grace_s`` in all, interrupt whatever still runs.
 
     ``query.stop()`` interrupts a running batch at once (harmless, as every write is
-    idempotent and the batch is replayed, but noisy: Spark 4.2 can log a StackOverflowError
-    while classifying the interruption). So every query is watched at once and stopped the
-    moment its trigger goes idle, before it can start another batch. One deadline covers
-    them all: waiting for each in turn let the later ones keep starting batches, and a stop
-    could take the grace period once per query.
+    idempotent and the batch is replayed, but noisy). So every query is watched at once and
+    stopped the moment its trigger goes idle, before it can start another batch. One deadline
+    covers them all, so a stop never takes the grace period once per query.
     """
     deadline = time.monotonic() + grace_s
     pending = [q for q in queries if q.isActive]
@@ -123,8 +255,13 @@ def run(
     report: Report = print,
     progress_every_s: float = 30.0,
     stop_event: threading.Event | None = None,
+    on_tick: Callable[[list[StreamingQuery]], None] | None = None,
 ) -> None:
-    """Start the selected queries and block until a signal, a failure or ``stop_event``."""
+    """Start the selected queries and block until a signal, a failure or ``stop_event``.
+
+    Each query first takes the lease on its tables (``streams.leases``), so a second driver
+    of the same query, or maintenance of its tables, refuses while this one runs.
+    """
     selected = select(only)
     stop = stop_event or threading.Event()
 
@@ -137,10 +274,14 @@ def run(
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, _on_signal)
 
+    leases = [Holder(settings, name) for name in selected]
     queries: list[StreamingQuery] = []
+    linger.clear()
     try:
-        for name, factory in selected.items():
-            queries.append(factory(spark, settings))
+        for lease in leases:
+            lease.acquire()
+        for name, spec in selected.items():
+            queries.append(spec.start(spark, settings))
             report(f"started {name}")
         last_report = time.monotonic()
         while not stop.is_set():
@@ -150,6 +291,10 @@ def run(
                     raise ShopstreamError(
                         f"query {query.name} stopped: {error if error else 'no error given'}"
                     )
+            for lease in leases:
+                lease.refresh()
+            if on_tick is not None:
+                on_tick(queries)
             if time.monotonic() - last_report >= progress_every_s:
                 for query in queries:
                     report(_progress_line(query))
@@ -159,6 +304,7 @@ def run(
                 last_report = time.monotonic()
             stop.wait(0.5)
     finally:
+        linger.set()
         try:
             stop_between_batches(queries, report)
             report(f"stopped {len(queries)} queries")
@@ -167,5 +313,7 @@ def run(
             # driver JVM, which may be gone already. Nothing is lost: every sink is
             # idempotent and each query resumes from its checkpoint.
             report("the Spark JVM was already gone; queries resume from their checkpoints")
+        for lease in leases:
+            lease.release()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

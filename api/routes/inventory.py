@@ -1,5 +1,5 @@
 """/v1/inventory/{product_id}: one product's stock per warehouse, with the live engine's
-point-in-time velocity beside gold's hindsight velocity."""
+velocity beside the lake's (the same rule; gold is a micro-batch or so behind)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ async def get_inventory(
                 gold=None
                 if g is None
                 else GoldVelocity(
-                    units_sold_7d=g["units_sold_7d"],
-                    velocity_7d=g["sales_velocity_7d"],
+                    units_out_7d=g["units_out_7d"],
+                    velocity_7d=g["velocity_7d"],
                     days_of_cover=g["days_of_cover"],
-                    velocity_as_of_at=g["velocity_as_of_at"],
+                    as_of=g["stock_updated_at"],
                     refreshed_at=g["refreshed_at"],
                 ),
             )

@@ -42,7 +42,7 @@ DEMO_HISTORY = [
 ]  # fmt: skip
 
 
-#: The streaming pipeline: every default query (bronze, silver, gold) in one driver.
+#: The streaming pipeline: every query (bronze, cdc, clickstream) in one driver.
 DEMO_STREAMS = ["streams", "run", "--progress-every", "30"]
 #: The live alert engine over the inventory log, with delivery (channels are off until
 #: configured, so the demo only logs what it would send).
@@ -132,7 +132,8 @@ def info() -> None:
   Clickstream     {CLICKSTREAM_TOPIC}   (watch it: shopstream clickstream tail)
   Workload        {state("generator")}   log: {s.logs_dir / "generator.log"}
   Streams         {state("streams")}   log: {s.logs_dir / "streams.log"}
-                  (bronze -> silver -> gold; the first batches take a minute or two)
+                  (cdc and clickstream: Kafka -> Arrow -> silver and gold in each micro-batch,
+                   seconds behind the shop once Spark has started; bronze every 30 s)
   Lake            {s.lake_path}   (Delta tables: bronze/, silver/, gold/)
                   tables:   shopstream lake list
                   gold:     shopstream lake show gold.sales_daily --limit 20

@@ -141,6 +141,35 @@ def _spark(settings: Settings, app_name: str) -> Iterator[SparkSession]:
             spark.stop()
 
 
+def _targets(settings: Settings, names: list[str]) -> tuple[list[str], list[str]]:
+    """The tables to maintain, as (delta-rs tables, Spark tables).
+
+    Named tables whose writer runs refuse; with no names, every existing table except those
+    (each skipped with the reason).
+    """
+    from streams import maintenance
+
+    tables = maintenance.resolve(names)
+    if tables:
+        for name in tables:
+            maintenance.check_no_writer(settings, name)
+    else:
+        for name in maintenance.lake.definitions():
+            reason = maintenance.running_writer(settings, name)
+            if reason is None:
+                tables.append(name)
+            elif maintenance.is_local(settings) and maintenance.table_status(settings, name).exists:
+                say(f"skipped: {reason}")
+    if maintenance.is_local(settings):
+        for name in list(tables):
+            if not maintenance.table_status(settings, name).exists:
+                if names:
+                    raise maintenance.not_created(name, maintenance.lake.table_path(settings, name))
+                tables.remove(name)
+    rs = [t for t in tables if maintenance.is_delta_rs(t)]
+    return rs, [t for t in tables if not maintenance.is_delta_rs(t)]
+
+
 @app.command("optimize")
 def optimize(
     names: list[str] = typer.Argument(
@@ -150,28 +179,36 @@ def optimize(
         None, "--zorder-by", help="Z-order by this column (one table only)."
     ),
 ) -> None:
-    """OPTIMIZE: compact each table's small files into few large ones."""
+    """OPTIMIZE: compact each table's small files into few large ones.
+
+    Silver and gold go through delta-rs, the rest through Spark. A table whose streaming
+    query is running is refused: that query compacts its own tables.
+    """
     from streams import maintenance
 
     settings = get_settings()
-    tables = maintenance.resolve(names or [])
     if zorder_by is not None:
-        if len(tables) != 1:
+        if len(names or []) != 1:
             raise ShopstreamError("--zorder-by needs exactly one table", exit_code=2)
-        maintenance.check_zorder(tables[0], zorder_by)
-    _require_created(settings, tables)
-    with _spark(settings, "shopstream-lake-optimize") as spark:
-        targets = maintenance.existing_tables(spark, settings, tables or None)
-        if not targets:
-            say("no table exists yet: nothing to optimize")
-            return
-        for name in targets:
-            result = maintenance.optimize(spark, settings, name, zorder_by=zorder_by)
-            how = f", z-ordered by {zorder_by}" if zorder_by else ""
-            say(
-                f"{name}: {result.files_before} → {result.files_after} files{how} "
-                f"in {result.seconds:.1f} s"
-            )
+        maintenance.check_zorder(names[0], zorder_by)
+    rs, spark_tables = _targets(settings, names or [])
+    if not rs and not spark_tables:
+        say("no table to optimize")
+        return
+    how = f", z-ordered by {zorder_by}" if zorder_by else ""
+
+    def report(result: maintenance.OptimizeResult) -> None:
+        say(
+            f"{result.name}: {result.files_before} → {result.files_after} files{how} "
+            f"in {result.seconds:.1f} s"
+        )
+
+    for name in rs:
+        report(maintenance.optimize_rs(settings, name, zorder_by=zorder_by))
+    if spark_tables:
+        with _spark(settings, "shopstream-lake-optimize") as spark:
+            for name in maintenance.existing_tables(spark, settings, spark_tables):
+                report(maintenance.optimize(spark, settings, name, zorder_by=zorder_by))
 
 
 @app.command("vacuum")
@@ -192,38 +229,32 @@ def vacuum(
         help="Allow a retention below 168 hours (only while no streaming driver runs).",
     ),
 ) -> None:
-    """VACUUM: delete files the tables stopped using longer ago than the retention."""
+    """VACUUM: delete files the tables stopped using longer ago than the retention.
+
+    A table whose streaming query is running is refused: that query owns its tables.
+    """
     from streams import maintenance
 
     settings = get_settings()
-    tables = maintenance.resolve(names or [])
     if retain_hours is None:
         hours, source = settings.lake_vacuum_retain_hours, "SHOPSTREAM_LAKE_VACUUM_RETAIN_HOURS"
     else:
         hours, source = retain_hours, "--retain-hours"
-    # Before paying for a Spark start; maintenance.vacuum checks again right before it runs.
     maintenance.check_vacuum_retention(settings, hours, force_unsafe, source=source)
-    _require_created(settings, tables)
-    with _spark(settings, "shopstream-lake-vacuum") as spark:
-        targets = maintenance.existing_tables(spark, settings, tables or None)
-        if not targets:
-            say("no table exists yet: nothing to vacuum")
-            return
-        for name in targets:
-            result = maintenance.vacuum(spark, settings, name, hours, force_unsafe=force_unsafe)
-            say(
-                f"{name}: {result.files_deleted} file{'' if result.files_deleted == 1 else 's'} "
-                f"deleted (retaining {hours} h) in {result.seconds:.1f} s"
-            )
-
-
-def _require_created(settings: Settings, tables: list[str]) -> None:
-    """On a local lake, fail on a named table that does not exist before Spark starts."""
-    from streams import maintenance
-
-    if not maintenance.is_local(settings):
+    rs, spark_tables = _targets(settings, names or [])
+    if not rs and not spark_tables:
+        say("no table to vacuum")
         return
-    for name in tables:
-        status = maintenance.table_status(settings, name)
-        if not status.exists:
-            raise maintenance.not_created(name, status.path)
+
+    def report(result: maintenance.VacuumResult) -> None:
+        say(
+            f"{result.name}: {result.files_deleted} file{'' if result.files_deleted == 1 else 's'} "
+            f"deleted (retaining {hours} h) in {result.seconds:.1f} s"
+        )
+
+    for name in rs:
+        report(maintenance.vacuum_rs(settings, name, hours, force_unsafe=force_unsafe))
+    if spark_tables:
+        with _spark(settings, "shopstream-lake-vacuum") as spark:
+            for name in maintenance.existing_tables(spark, settings, spark_tables):
+                report(maintenance.vacuum(spark, settings, name, hours, force_unsafe=force_unsafe))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import typer
 from py4j.protocol import Py4JError
@@ -26,6 +27,11 @@ def run(
 
     settings = get_settings()
     runner.select(only)  # fail on a typo before paying for a Spark start
+    # The queries log what they do between batches (compaction, vacuum) at INFO.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"
+    )
+    logging.getLogger("streams").setLevel(logging.INFO)
     say(f"starting Spark ({settings.spark_master}); lake at {settings.lake_path}")
     spark = build_spark(settings, app_name="shopstream-streams", codegen=settings.streams_codegen)
     try:
@@ -37,8 +43,9 @@ def run(
 
 @app.command("list")
 def list_queries() -> None:
-    """List the streaming queries by name."""
+    """List the streaming queries: what each reads, and the tables it alone writes."""
     from streams import runner
 
-    for name in runner.query_factories():
-        typer.echo(name)
+    for spec in runner.QUERIES.values():
+        typer.echo(f"{spec.name}: {', '.join(spec.topics)}")
+        typer.echo(f"  writes {', '.join(spec.writes)}")

@@ -51,31 +51,6 @@ from lines
 group by 1, 2, 3, 4
 """
 
-# Integer division rounds half up exactly as gold does (see streams/gold/inventory_status.py).
-INVENTORY_STATUS_SQL = """
-with as_of as (select max(placed_at) as t from shop.orders),
-sold as (
-    select i.product_id, i.warehouse_id, sum(i.quantity)::bigint as units
-    from shop.order_items i
-    join shop.orders o on o.order_id = i.order_id
-    cross join as_of
-    where o.status <> 'cancelled'
-      and o.placed_at > as_of.t - interval '7 days' and o.placed_at <= as_of.t
-    group by 1, 2
-)
-select v.product_id, v.warehouse_id, p.category, v.on_hand, v.reorder_point, v.reorder_qty,
-       coalesce(s.units, 0) as units_sold_7d,
-       ((coalesce(s.units, 0) * 200 + 7) / 14)::numeric(14, 0)::numeric(12, 2) / 100
-           as sales_velocity_7d,
-       case when s.units > 0
-            then ((v.on_hand::bigint * 140 + s.units) / (2 * s.units))::numeric(12, 1) / 10
-       end as days_of_cover,
-       v.on_hand <= v.reorder_point as is_below_reorder_point
-from shop.inventory v
-left join sold s on s.product_id = v.product_id and s.warehouse_id = v.warehouse_id
-left join shop.products p on p.product_id = v.product_id
-"""
-
 SALES_DAILY_KEY = ("order_date", "category", "region", "customer_segment")
 #: The measures of a sales_daily row, in the table's order.
 SALES_DAILY_MEASURES = (
@@ -88,7 +63,6 @@ SALES_DAILY_MEASURES = (
     "cancelled_order_count",
     "cancelled_revenue",
 )
-INVENTORY_STATUS_KEY = ("product_id", "warehouse_id")
 
 
 def _keyed(
@@ -102,10 +76,3 @@ def sales_daily(conninfo: str, day: date | None = None) -> dict[tuple[Any, ...],
     with psycopg.connect(conninfo, row_factory=dict_row) as conn:
         rows = conn.execute(SALES_DAILY_SQL, {"day": day}).fetchall()
     return _keyed(rows, SALES_DAILY_KEY)
-
-
-def inventory_status(conninfo: str) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """gold.inventory_status from PostgreSQL, keyed by product and warehouse."""
-    with psycopg.connect(conninfo, row_factory=dict_row) as conn:
-        rows = conn.execute(INVENTORY_STATUS_SQL).fetchall()
-    return _keyed(rows, INVENTORY_STATUS_KEY)

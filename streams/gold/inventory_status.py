@@ -1,108 +1,84 @@
-"""Gold inventory_status: one row per product x warehouse, with sales velocity and cover.
+"""Gold inventory_status: one row per product x warehouse with stock, velocity and cover.
 
-Velocity is units sold (orders not cancelled) in the 7 days up to the newest order placed,
-so it is a function of silver alone: the live stream, a replay and SQL over PostgreSQL
-all agree on it. Small (products x warehouses), so each refresh recomputes it whole.
+The figures are the low-stock rule's (``shopstream.low_stock``) after the key's latest stock
+change, read from ``gold.low_stock_watch``: units out in the 7 days up to that change,
+velocity, days of cover and severity are the very numbers behind the alerts and the live
+engine, never a second definition. A batch refreshes the keys whose stock changed and the
+keys of products whose category changed; a deleted stock row leaves the table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from shopstream.settings import Settings
-from streams import lake
-from streams.gold.writes import merge_replace
+from shopstream.low_stock import Key, StockState, from_epoch_us, velocity
+from streams.lake_rs import Lake, Written, empty_frame
 
 NAME = "gold.inventory_status"
 KEYS = ("product_id", "warehouse_id")
-VELOCITY_DAYS = 7
 
 
-def days_of_cover(on_hand: str, units: str, days: int = VELOCITY_DAYS) -> Column:
-    """``on_hand / (units / days)`` rounded half up to 0.1 day, in integer arithmetic (so
-    Spark and PostgreSQL round alike); NULL when nothing sold. Takes column names."""
-    tenths = f"(cast({on_hand} as bigint) * {20 * days} + {units}) div (2 * {units})"
-    return F.expr(f"CASE WHEN {units} > 0 THEN cast({tenths} as decimal(12,0)) / 10 END").cast(
-        "decimal(12,1)"
+def status_rows(
+    stock: Mapping[Key, StockState], categories: Mapping[int, str | None], now: datetime
+) -> pl.DataFrame:
+    """The rule's state per key → inventory_status rows, with ``_is_gone`` for deleted
+    stock rows (to delete). Pure."""
+    return pl.DataFrame(
+        [
+            {
+                "product_id": s.product_id,
+                "warehouse_id": s.warehouse_id,
+                "alert_id": s.alert_id,
+                "category": categories.get(s.product_id),
+                "severity": s.severity,
+                "cdc_lsn": s.cdc_lsn,
+                "on_hand": s.on_hand,
+                "reorder_point": s.reorder_point,
+                "reorder_qty": s.reorder_qty,
+                "units_out_7d": s.units_out_7d,
+                "velocity_7d": velocity(s.units_out_7d),
+                "days_of_cover": s.days_of_cover,
+                "is_below_reorder_point": s.on_hand is not None
+                and s.reorder_point is not None
+                and s.on_hand <= s.reorder_point,
+                "stock_updated_at": from_epoch_us(s.moved_at_us),
+                "refreshed_at": now,
+                "_is_gone": s.is_deleted or s.on_hand is None,
+            }
+            for s in stock.values()
+        ],
+        schema=empty_frame(NAME).schema | {"_is_gone": pl.Boolean()},
     )
 
 
-def velocity(units: str, days: int = VELOCITY_DAYS) -> Column:
-    """Units per day over ``days``, rounded half up to the cent, in integer arithmetic."""
-    cents = f"(cast({units} as bigint) * 200 + {days}) div {2 * days}"
-    return F.expr(f"cast({cents} as decimal(14,0)) / 100").cast("decimal(12,2)")
-
-
-def status(
-    inventory: DataFrame,
-    orders: DataFrame,
-    items: DataFrame,
-    products: DataFrame,
-    as_of: datetime | None,
-) -> DataFrame:
-    """Silver inventory, orders, items and products → inventory_status rows. Pure."""
-    stock = inventory.where(~F.col("is_deleted"))
-    if as_of is None:
-        sold = stock.select(*KEYS).limit(0).withColumn("units_sold_7d", F.lit(0).cast("bigint"))
-    else:
-        since = F.lit(as_of) - F.expr(f"INTERVAL {VELOCITY_DAYS} DAYS")
-        recent = orders.where(
-            ~F.col("is_deleted")
-            & (F.col("status") != "cancelled")
-            & (F.col("placed_at") > since)
-            & (F.col("placed_at") <= F.lit(as_of))
-        ).select("order_id")
-        sold = (
-            items.where(~F.col("is_deleted"))
-            .join(recent, "order_id")
-            .groupBy(*KEYS)
-            .agg(F.sum("quantity").cast("bigint").alias("units_sold_7d"))
-        )
-    categories = products.where(~F.col("is_deleted")).select("product_id", "category")
-    return (
-        stock.join(sold, list(KEYS), "left")
-        .join(categories, "product_id", "left")
-        .withColumn("units_sold_7d", F.coalesce("units_sold_7d", F.lit(0).cast("bigint")))
-        .select(
-            *KEYS,
-            "category",
-            "cdc_lsn",
-            "on_hand",
-            "reorder_point",
-            "reorder_qty",
-            "units_sold_7d",
-            velocity("units_sold_7d").alias("sales_velocity_7d"),
-            days_of_cover("on_hand", "units_sold_7d").alias("days_of_cover"),
-            (F.col("on_hand") <= F.col("reorder_point")).alias("is_below_reorder_point"),
-            F.lit(as_of).cast("timestamp").alias("velocity_as_of_at"),
-            F.col("updated_at").alias("stock_updated_at"),
-        )
+def categories(lake: Lake, product_ids: Iterable[int]) -> dict[int, str | None]:
+    """The current category of each product (silver.products, after this batch)."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return {}
+    rows = lake.read(
+        "silver.products",
+        columns=["product_id", "category", "is_deleted"],
+        where=(pc.field("product_id") >= ids[0])
+        & (pc.field("product_id") <= ids[-1])
+        & pc.field("product_id").isin(pa.array(ids, type=pa.int64())),
     )
+    return {
+        r["product_id"]: None if r["is_deleted"] else r["category"]
+        for r in rows.iter_rows(named=True)
+    }
 
 
-def _scalar(frame: DataFrame) -> Any:
-    row = frame.first()
-    return None if row is None else row[0]
-
-
-def refresh(spark: SparkSession, settings: Settings) -> None:
-    """Recompute the whole table from silver and MERGE it (only changed rows are written)."""
-
-    def read(name: str) -> DataFrame:
-        return spark.read.format("delta").load(lake.table_path(settings, name))
-
-    orders = read("silver.orders")
-    as_of = _scalar(orders.where(~F.col("is_deleted")).agg(F.max("placed_at")))
-    items = read("silver.order_items")
-    if as_of is not None:
-        # Only recent orders matter: their ids bound the items Delta has to read.
-        recent = orders.where(F.col("placed_at") > F.lit(as_of) - F.expr("INTERVAL 7 DAYS"))
-        low = _scalar(recent.agg(F.min("order_id")))
-        if low is not None:
-            items = items.where(F.col("order_id") >= low)
-    rows = status(read("silver.inventory"), orders, items, read("silver.products"), as_of)
-    merge_replace(spark, settings, NAME, rows, KEYS)
+def refresh(
+    lake: Lake, stock: Mapping[Key, StockState], app_id: str, batch_id: int, now: datetime
+) -> Written:
+    """Bring the rows of these keys up to date: changed rows, new rows, and deleted ones."""
+    rows = status_rows(stock, categories(lake, {p for p, _ in stock}), now)
+    live = rows.filter(~pl.col("_is_gone")).drop("_is_gone")
+    gone = rows.filter(pl.col("_is_gone")).select(KEYS)
+    return lake.replace_keys(NAME, live, gone, KEYS, app_id, batch_id)

@@ -1,157 +1,94 @@
 """Gold sales_daily: one row per order date x category x region x customer segment.
 
-Recomputed from silver for the order dates a batch touched, then MERGEd (rows of those dates
-that no longer exist are deleted), so the table is always a pure function of silver.
+An aggregate of ``gold.sales_order_lines``, refreshed key by key: a batch re-aggregates only
+the keys its re-resolved lines had or now have, from those keys' lines as they stand after the
+batch, and deletes a key left without lines. So the table is always a pure function of silver.
+
+Written before the lines themselves: the lines table still holds what each line was, which is
+how a replayed batch knows which keys a line left, even after a crash between the two commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date
+from datetime import datetime
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from shopstream.settings import Settings
-from streams import lake
-from streams.gold.writes import date_scope, merge_replace
+from streams.gold import sales_order_lines as lines_table
+from streams.gold.sales_order_lines import MONEY, SALES_KEYS, LineChanges
+from streams.lake_rs import Lake, Written
 
 NAME = "gold.sales_daily"
-KEYS = ("order_date", "category", "region", "customer_segment")
-#: A customer is "new" for this long after signing up.
-NEW_CUSTOMER_DAYS = 30
-UNKNOWN = "unknown"
-MONEY = "decimal(18,2)"
+KEYS = SALES_KEYS
 
 
-def customer_segment(placed_at: Column, signed_up_at: Column) -> Column:
-    """new | established | unknown (no customer on the order, e.g. erased)."""
-    is_new = placed_at < signed_up_at + F.expr(f"INTERVAL {NEW_CUSTOMER_DAYS} DAYS")
-    return (
-        F.when(signed_up_at.isNull(), F.lit(UNKNOWN))
-        .when(is_new, F.lit("new"))
-        .otherwise(F.lit("established"))
-    )
+def aggregate(lines: pl.DataFrame) -> pl.DataFrame:
+    """Order lines → the daily grain, net of cancellations. Pure.
 
-
-def product_as_of(lines: DataFrame, products_history: DataFrame) -> DataFrame:
-    """Each line with the product version valid when its order was placed. Pure.
-
-    SCD2 versions are ``[valid_from, valid_to)``; an order placed before the first recorded
-    version (the catalogue was loaded after a backfill) takes the earliest one.
+    Money stays decimal; a line whose cost is unknown (no product version) adds to revenue
+    but not to cost or profit.
     """
-    versions = products_history.select(
-        "product_id",
-        F.col("category").alias("_category"),
-        F.col("unit_cost").alias("_unit_cost"),
-        "valid_from",
-        "valid_to",
-        "cdc_lsn",
-    )
-    joined = lines.join(versions, "product_id", "left")
-    holds = (F.col("valid_from") <= F.col("placed_at")) & (
-        F.col("valid_to").isNull() | (F.col("placed_at") < F.col("valid_to"))
-    )
-    best = Window.partitionBy("order_item_id").orderBy(
-        F.when(holds, 0).otherwise(1), F.col("valid_from").asc_nulls_last(), F.col("cdc_lsn")
-    )
-    return (
-        joined.withColumn("_rank", F.row_number().over(best))
-        .where(F.col("_rank") == 1)
-        .withColumnRenamed("_category", "category")
-        .withColumnRenamed("_unit_cost", "unit_cost")
-        .drop("_rank", "valid_from", "valid_to", "cdc_lsn")
+    kept = ~pl.col("is_cancelled")
+    zero = pl.lit(0).cast(MONEY)
+
+    def money(expr: pl.Expr) -> pl.Expr:
+        return expr.sum().fill_null(zero).cast(MONEY)
+
+    return lines.group_by(list(KEYS)).agg(
+        pl.col("order_id").filter(kept).n_unique().cast(pl.Int64).alias("order_count"),
+        pl.col("customer_id")
+        .filter(kept)
+        .drop_nulls()
+        .n_unique()
+        .cast(pl.Int64)
+        .alias("customer_count"),
+        pl.col("quantity").filter(kept).sum().fill_null(0).cast(pl.Int64).alias("units_sold"),
+        money(pl.col("revenue").filter(kept)).alias("revenue"),
+        money(pl.col("cost").filter(kept)).alias("cost"),
+        money((pl.col("revenue") - pl.col("cost")).filter(kept)).alias("profit"),
+        pl.col("order_id").filter(~kept).n_unique().cast(pl.Int64).alias("cancelled_order_count"),
+        money(pl.col("revenue").filter(~kept)).alias("cancelled_revenue"),
     )
 
 
-def order_lines(
-    orders: DataFrame,
-    items: DataFrame,
-    customers: DataFrame,
-    products_history: DataFrame,
-    warehouses: DataFrame,
-) -> DataFrame:
-    """One row per order line with everything the daily grain needs. Pure.
-
-    Inputs are silver current state (tombstones included; they are dropped here) and the
-    products SCD2 history.
-    """
-    live_orders = orders.where(~F.col("is_deleted")).select(
-        "order_id", "customer_id", "status", "order_date", "placed_at"
+def key_lines(lake: Lake, keys: pl.DataFrame, changes: LineChanges) -> pl.DataFrame:
+    """Every line of ``keys`` as it stands after the batch: the table's lines of those keys,
+    with the batch's re-resolved lines in place of what the table holds for them."""
+    dates = sorted(set(keys["order_date"].to_list()))
+    stored = lake.read(
+        lines_table.NAME, where=pc.field("order_date").isin(pa.array(dates, type=pa.date32()))
     )
-    live_items = items.where(~F.col("is_deleted")).select(
-        "order_item_id", "order_id", "product_id", "warehouse_id", "quantity", "unit_price"
+    stored = stored.join(keys, on=list(KEYS), how="semi").filter(
+        ~pl.col("order_item_id").is_in(list(changes.ids))
     )
-    signed_up = customers.where(~F.col("is_deleted")).select(
-        "customer_id", F.col("created_at").alias("signed_up_at")
-    )
-    regions = warehouses.where(~F.col("is_deleted")).select(
-        "warehouse_id", F.col("region").alias("warehouse_region")
-    )
-    lines = (
-        live_items.join(live_orders, "order_id")
-        .join(signed_up, "customer_id", "left")
-        .join(regions, "warehouse_id", "left")
-    )
-    lines = product_as_of(lines, products_history)
-    return lines.select(
-        "order_date",
-        F.coalesce("category", F.lit(UNKNOWN)).alias("category"),
-        F.coalesce("warehouse_region", F.lit(UNKNOWN)).alias("region"),
-        customer_segment(F.col("placed_at"), F.col("signed_up_at")).alias("customer_segment"),
-        "order_id",
-        "customer_id",
-        (F.col("status") == "cancelled").alias("is_cancelled"),
-        "quantity",
-        (F.col("quantity") * F.col("unit_price")).cast(MONEY).alias("revenue"),
-        (F.col("quantity") * F.col("unit_cost")).cast(MONEY).alias("cost"),
-    )
+    fresh = changes.rows.join(keys, on=list(KEYS), how="semi")
+    return pl.concat([stored, fresh.select(stored.columns)])
 
 
-def aggregate(lines: DataFrame) -> DataFrame:
-    """Order lines → the daily grain, net of cancellations. Pure."""
-    kept = ~F.col("is_cancelled")
-    zero = F.lit(0).cast(MONEY)
-
-    def money(expr: Column) -> Column:
-        return F.coalesce(F.sum(expr), zero).cast(MONEY)
-
-    return lines.groupBy(*KEYS).agg(
-        F.count_distinct(F.when(kept, F.col("order_id"))).alias("order_count"),
-        F.count_distinct(F.when(kept, F.col("customer_id"))).alias("customer_count"),
-        F.coalesce(F.sum(F.when(kept, F.col("quantity"))), F.lit(0))
-        .cast("bigint")
-        .alias("units_sold"),
-        money(F.when(kept, F.col("revenue"))).alias("revenue"),
-        money(F.when(kept, F.col("cost"))).alias("cost"),
-        money(F.when(kept, F.col("revenue") - F.col("cost"))).alias("profit"),
-        F.count_distinct(F.when(~kept, F.col("order_id"))).alias("cancelled_order_count"),
-        money(F.when(~kept, F.col("revenue"))).alias("cancelled_revenue"),
+def refresh(lake: Lake, changes: LineChanges, app_id: str, batch_id: int, now: datetime) -> Written:
+    """Recompute the keys the batch's lines had or have, and MERGE them (deleting keys that
+    have no line left)."""
+    keys = changes.sales_keys()
+    if keys.is_empty():
+        return Written(NAME, skipped=False)
+    if lake.done(NAME, app_id, batch_id):
+        return Written(NAME, skipped=True)
+    rows = aggregate(key_lines(lake, keys, changes)).with_columns(
+        pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("refreshed_at")
     )
+    gone = keys.join(rows.select(KEYS), on=list(KEYS), how="anti")
+    return lake.replace_keys(NAME, rows, gone, KEYS, app_id, batch_id)
 
 
-def refresh(spark: SparkSession, settings: Settings, dates: Iterable[date]) -> None:
-    """Recompute the given order dates from silver and MERGE them into gold."""
-    dates = sorted(set(dates))
-    if not dates:
-        return
-
-    def read(name: str) -> DataFrame:
-        return spark.read.format("delta").load(lake.table_path(settings, name))
-
-    orders = read("silver.orders").where(F.col("order_date").isin(*dates))
-    # The lines of these orders: a range on order_id lets Delta skip files by their stats.
-    bounds = orders.agg(F.min("order_id"), F.max("order_id")).first()
-    items = read("silver.order_items")
-    if bounds is not None and bounds[0] is not None:
-        items = items.where(F.col("order_id").between(bounds[0], bounds[1]))
-    lines = order_lines(
-        orders,
-        items,
-        read("silver.customers"),
-        read("silver.products_history"),
-        read("silver.warehouses"),
-    )
-    merge_replace(
-        spark, settings, NAME, aggregate(lines), KEYS, scope=date_scope("order_date", dates)
-    )
+def rebuild(lake: Lake, app_id: str, batch_id: int, now: datetime) -> list[Written]:
+    """Re-resolve every order line silver holds (and drop the ones it no longer does), then
+    refresh every key they touch: gold from silver alone, for a repair or a test."""
+    ids = set(lake.read("silver.order_items", columns=["order_item_id"])["order_item_id"])
+    ids |= set(lake.read(lines_table.NAME, columns=["order_item_id"])["order_item_id"])
+    lines = lines_table.changed_lines(lake, lines_table.Touched(order_item_ids=ids), now)
+    return [
+        refresh(lake, lines, app_id, batch_id, now),
+        lines_table.merge(lake, lines, app_id, batch_id),
+    ]

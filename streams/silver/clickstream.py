@@ -1,9 +1,9 @@
 """Silver clickstream: one row per event_id, typed; late events and bad records set aside.
 
-Grain: one row per clickstream ``event_id`` (duplicates from retrying mobile clients are
-dropped). The rules mirror ``shopstream.clickstream.events.parse_event``, the producer's
-reference validator, so every record the generator labels bad (header
-``shopstream.bad_kind``) lands in ``silver.quarantine`` with its reason and its label.
+Grain: one row per clickstream ``event_id`` (duplicates from retrying clients are dropped).
+Every record is judged by ``shopstream.clickstream.events.parse_event``, the producer's own
+reference validator, so a record the generator labels bad (header ``shopstream.bad_kind``)
+lands in ``silver.clickstream_quarantine`` with the same kind as its label, and its reason.
 
 Lateness is a function of the log, not of how micro-batches cut it, so a replay gives the
 same tables as the live stream. Each Kafka partition has a stream time (as in Kafka Streams):
@@ -13,210 +13,209 @@ more than ``ALLOWED_LATENESS`` older than its partition's stream time goes to
 to batch in a small file per batch beside the query's checkpoint (``streams.batch_state``).
 
 Duplicates: the first occurrence of an ``event_id`` in log order is the one kept; a later copy
-is dropped whether the first went to the events table or to the late table. Sessions (the
-record key) stay in one partition, so their duplicates are ordered by offset.
+is dropped whether the first went to the events table or to the late table. On-time copies are
+found in a window of recent ids (:class:`SeenIds`): an on-time event is at most
+``ALLOWED_LATENESS`` behind its stream time, so its first occurrence is in the window too. A
+late copy is looked up in the lake among events that occurred at the same instant (a client's
+retry resends the same payload).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
-from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from shopstream.clickstream.events import BAD_KIND_HEADER, MAX_EVENT_BYTES, REQUIRED_FIELDS
-from shopstream.settings import Settings
-from shopstream.topics import CLICKSTREAM_TOPIC
-from streams import batch_state, lake
-from streams.silver.cdc import append_quarantine
-from streams.silver.rules import Check, with_first_failure
-from streams.sources import kafka_stream
-from streams.steps import step
+from shopstream.clickstream.events import BAD_KIND_HEADER, InvalidEvent, parse_event
+from streams.lake_rs import Lake
 
 NAME = "silver.clickstream_events"
+LATE = "silver.clickstream_late"
+QUARANTINE = "silver.clickstream_quarantine"
 ALLOWED_LATENESS = timedelta(hours=1)
-EVENT_TYPES = (
-    "page_view",
-    "product_view",
-    "add_to_cart",
-    "remove_from_cart",
-    "begin_checkout",
-    "purchase",
-)
-PRODUCT_EVENTS = ("product_view", "add_to_cart", "remove_from_cart", "purchase")
-QUANTITY_EVENTS = ("add_to_cart", "remove_from_cart", "purchase")
-_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-
-
-def _kind(field: str) -> Column:
-    """The JSON type of a top-level field ('STRING', 'BIGINT', 'NULL', 'OBJECT<...>', ...)."""
-    return F.expr(f"schema_of_variant(variant_get(v, '$.{field}'))")
-
-
-def _checks() -> list[Check]:
-    """(failed?, rule, detail) in the order the reference validator applies them."""
-    missing = F.array_except(F.array(*[F.lit(f) for f in REQUIRED_FIELDS]), F.col("keys"))
-    # Variant stores each integer in the smallest type that holds it, and JSON null as VOID.
-    is_int = lambda f: _kind(f).isin("TINYINT", "SMALLINT", "INT", "BIGINT")  # noqa: E731
-    is_null = lambda f: _kind(f).isin("VOID", "NULL")  # noqa: E731
-    quantity = F.expr("try_variant_get(v, '$.properties.quantity', 'bigint')")
-    wrong: list[tuple[Column, str]] = [
-        (~F.coalesce(F.col("event_id_raw").rlike(_UUID), F.lit(False)), "event_id"),
-        ((_kind("session_id") != "STRING") | (F.col("session_id") == ""), "session_id"),
-        (~(is_int("customer_id") | is_null("customer_id")), "customer_id"),
-        (~(is_int("product_id") | is_null("product_id")), "product_id"),
-        (~F.col("event_type").isin(*EVENT_TYPES), "event_type"),
-        (_kind("page_url") != "STRING", "page_url"),
-        (_kind("user_agent") != "STRING", "user_agent"),
-        (~_kind("properties").startswith("OBJECT"), "properties"),
-        (~is_int("schema_version") | (F.col("schema_version") != 1), "schema_version"),
-        (F.col("occurred_at").isNull(), "occurred_at"),
-        (F.col("event_type").isin(*PRODUCT_EVENTS) & F.col("product_id").isNull(), "product_id"),
-        (
-            F.col("event_type").isin(*QUANTITY_EVENTS) & ~F.coalesce(quantity > 0, F.lit(False)),
-            "properties.quantity",
-        ),
-    ]
-    checks = [
-        (F.length("value") > MAX_EVENT_BYTES, "oversized", F.lit(f"over {MAX_EVENT_BYTES} bytes")),
-        (
-            ~F.expr("is_valid_utf8(cast(value as string))"),
-            "undecodable",
-            F.lit("not valid UTF-8"),
-        ),
-        (F.col("keys").isNull(), "undecodable", F.lit("not a JSON object")),
-        (
-            F.size(missing) > 0,
-            "missing_field",
-            F.concat(F.lit("missing "), F.array_join(missing, ", ")),
-        ),
-    ]
-    checks += [(cond, "wrong_type", F.lit(f"{field} has the wrong type")) for cond, field in wrong]
-    return checks
-
-
-def parse(records: DataFrame) -> DataFrame:
-    """Kafka records → candidate rows with the checks' outcome in ``rule``/``detail``. Pure."""
-    text = F.col("value").cast("string")
-    small = F.length("value") <= MAX_EVENT_BYTES
-    parsed = (
-        records.withColumn("v", F.when(small, F.expr("try_parse_json(cast(value as string))")))
-        .withColumn("keys", F.when(small, F.json_object_keys(text)))
-        .withColumn("event_id_raw", F.expr("try_variant_get(v, '$.event_id', 'string')"))
-        .withColumn("session_id", F.expr("try_variant_get(v, '$.session_id', 'string')"))
-        .withColumn("event_type", F.expr("try_variant_get(v, '$.event_type', 'string')"))
-        .withColumn("customer_id", F.expr("try_variant_get(v, '$.customer_id', 'bigint')"))
-        .withColumn("product_id", F.expr("try_variant_get(v, '$.product_id', 'bigint')"))
-        .withColumn("schema_version", F.expr("try_variant_get(v, '$.schema_version', 'int')"))
-        .withColumn(
-            "occurred_at",
-            F.expr("try_to_timestamp(try_variant_get(v, '$.occurred_at', 'string'))"),
-        )
-        .withColumn(
-            "bad_kind",
-            F.expr(f"get(filter(headers, h -> h.key = '{BAD_KIND_HEADER}'), 0).value").cast(
-                "string"
-            ),
-        )
-    )
-    return with_first_failure(parsed, _checks())
-
-
-def quarantine_rows(parsed: DataFrame) -> DataFrame:
-    return parsed.where(F.col("rule").isNotNull()).select(
-        F.lit(NAME).alias("source_table"),
-        "topic",
-        "rule",
-        "detail",
-        "bad_kind",
-        "partition",
-        "offset",
-        F.col("key").alias("raw_key"),
-        F.col("value").alias("raw_value"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        F.current_timestamp().alias("quarantined_at"),
-        F.current_date().alias("quarantine_date"),
-    )
-
-
-def event_rows(parsed: DataFrame) -> DataFrame:
-    """Valid records → typed silver rows (not yet deduplicated). Pure."""
-    props = F.from_json(F.expr("to_json(variant_get(v, '$.properties'))"), "map<string,string>")
-    valid = parsed.where(F.col("rule").isNull()).withColumn("props", props)
-    return valid.select(
-        F.lower(F.col("event_id_raw")).alias("event_id"),
-        "session_id",
-        "customer_id",
-        "product_id",
-        F.expr("try_cast(props['order_id'] as bigint)").alias("order_id"),
-        "event_type",
-        F.expr("try_variant_get(v, '$.page_url', 'string')").alias("page_url"),
-        F.expr("try_variant_get(v, '$.user_agent', 'string')").alias("user_agent"),
-        F.col("props").alias("properties"),
-        F.expr("try_cast(props['quantity'] as int)").alias("quantity"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-        F.to_date("occurred_at").alias("event_date"),
-        "occurred_at",
-        F.current_timestamp().alias("ingested_at"),
-    )
-
+_LATENESS_US = int(ALLOWED_LATENESS.total_seconds() * 1_000_000)
+_UTC_US = pl.Datetime("us", "UTC")
 
 #: Stream time per Kafka partition, in microseconds since the epoch (UTC).
 StreamTime = dict[int, int]
 
+EVENT_SCHEMA = pl.Schema(
+    {
+        "event_id": pl.String(),
+        "session_id": pl.String(),
+        "customer_id": pl.Int64(),
+        "product_id": pl.Int64(),
+        "order_id": pl.Int64(),
+        "event_type": pl.String(),
+        "page_url": pl.String(),
+        "user_agent": pl.String(),
+        "properties": pl.List(pl.Struct({"key": pl.String(), "value": pl.String})),
+        "quantity": pl.Int32(),
+        "kafka_partition": pl.Int32(),
+        "kafka_offset": pl.Int64(),
+        "occurred_at": _UTC_US,
+    }
+)
 
-def mark_late(events: DataFrame, stream_time: StreamTime) -> DataFrame:
-    """Valid events → the same rows with ``watermark_at`` and ``is_late``. Pure.
+
+def _text(value: object) -> str | None:
+    """A property value as text (``map<string,string>``): strings as they are, the rest as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _bad_kind(headers: list[dict[str, object]] | None) -> str | None:
+    for header in headers or []:
+        if header.get("key") == BAD_KIND_HEADER:
+            value = header.get("value")
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One batch's records judged: valid events (typed, not yet deduplicated) and rejects."""
+
+    events: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def parse(records: pl.DataFrame, now: datetime) -> Parsed:
+    """Kafka records → typed events and quarantine rows, by the reference validator. Pure.
+
+    Tombstones (null values) carry nothing and are dropped.
+    """
+    events: list[dict[str, object]] = []
+    rejected: list[dict[str, object]] = []
+    columns = ["key", "value", "topic", "partition", "offset", "timestamp", "headers"]
+    for key, value, topic, partition, offset, timestamp, headers in records.select(
+        columns
+    ).iter_rows():
+        if value is None:
+            continue
+        try:
+            event = parse_event(value)
+        except InvalidEvent as bad:
+            rejected.append(
+                {
+                    "source_table": NAME,
+                    "topic": topic,
+                    "rule": str(bad.kind),
+                    "detail": bad.reason[:1000],
+                    "bad_kind": _bad_kind(headers),
+                    "partition": partition,
+                    "offset": offset,
+                    "raw_key": key,
+                    "raw_value": value,
+                    "kafka_timestamp": timestamp,
+                }
+            )
+            continue
+        props = event.properties
+        quantity, order_id = props.get("quantity"), props.get("order_id")
+        events.append(
+            {
+                "event_id": str(event.event_id),
+                "session_id": event.session_id,
+                "customer_id": event.customer_id,
+                "product_id": event.product_id,
+                "order_id": order_id
+                if isinstance(order_id, int) and not isinstance(order_id, bool)
+                else None,
+                "event_type": str(event.event_type),
+                "page_url": event.page_url,
+                "user_agent": event.user_agent,
+                "properties": [{"key": k, "value": _text(v)} for k, v in props.items()],
+                "quantity": quantity
+                if isinstance(quantity, int) and not isinstance(quantity, bool)
+                else None,
+                "kafka_partition": partition,
+                "kafka_offset": offset,
+                "occurred_at": event.occurred_at,
+            }
+        )
+    now_utc = pl.lit(now, dtype=_UTC_US)
+    valid = pl.DataFrame(events, schema=EVENT_SCHEMA).with_columns(
+        pl.col("occurred_at").dt.date().alias("event_date"), now_utc.alias("ingested_at")
+    )
+    quarantine = pl.DataFrame(
+        rejected,
+        schema={
+            "source_table": pl.String,
+            "topic": pl.String,
+            "rule": pl.String,
+            "detail": pl.String,
+            "bad_kind": pl.String,
+            "partition": pl.Int32,
+            "offset": pl.Int64,
+            "raw_key": pl.Binary,
+            "raw_value": pl.Binary,
+            "kafka_timestamp": _UTC_US,
+        },
+    ).with_columns(now_utc.alias("quarantined_at"), pl.lit(now.date()).alias("quarantine_date"))
+    return Parsed(valid, quarantine)
+
+
+def mark_late(events: pl.DataFrame, stream_time: StreamTime) -> pl.DataFrame:
+    """Valid events → the same rows in log order with ``watermark_at`` and ``is_late``. Pure.
 
     ``watermark_at`` is the event's partition's stream time just before it: the newest
-    ``occurred_at`` at an earlier offset, in this batch or (``stream_time``, as of the
-    batch's start) before it. Every valid event counts, duplicates and late ones included: a
-    late event never raises it, and a duplicate carries its original's time.
+    ``occurred_at`` at an earlier offset, in this batch or (``stream_time``, as of the batch's
+    start) before it. Every valid event counts, duplicates and late ones included: a late
+    event never raises it, and a duplicate carries its original's time.
     """
-    earlier = (
-        Window.partitionBy("kafka_partition")
-        .orderBy("kafka_offset")
-        .rowsBetween(Window.unboundedPreceding, -1)
+    before = pl.DataFrame(
+        {"kafka_partition": list(stream_time), "_before_us": list(stream_time.values())},
+        schema={"kafka_partition": pl.Int32, "_before_us": pl.Int64},
     )
-    before_batch: Column = F.lit(None).cast("bigint")
-    if stream_time:
-        pairs = [F.lit(x) for p, us in sorted(stream_time.items()) for x in (p, us)]
-        before_batch = F.create_map(*pairs)[F.col("kafka_partition")]
-    micros = F.greatest(before_batch, F.max(F.unix_micros("occurred_at")).over(earlier))
-    cutoff = micros - F.lit(int(ALLOWED_LATENESS.total_seconds() * 1_000_000))
-    return events.withColumn("watermark_at", F.timestamp_micros(micros)).withColumn(
-        "is_late", F.coalesce(F.unix_micros("occurred_at") < cutoff, F.lit(False))
+    micros = pl.col("occurred_at").dt.epoch("us")
+    earlier = micros.cum_max().shift(1).over("kafka_partition")
+    marked = (
+        events.sort("kafka_partition", "kafka_offset")
+        .join(before, on="kafka_partition", how="left", maintain_order="left")
+        .with_columns(pl.max_horizontal(earlier, pl.col("_before_us")).alias("_watermark_us"))
     )
+    return marked.with_columns(
+        pl.from_epoch("_watermark_us", time_unit="us")
+        .dt.replace_time_zone("UTC")
+        .alias("watermark_at"),
+        (micros < pl.col("_watermark_us") - _LATENESS_US).fill_null(False).alias("is_late"),
+    ).drop("_before_us", "_watermark_us")
 
 
-def first_occurrences(events: DataFrame) -> DataFrame:
+def first_occurrences(events: pl.DataFrame) -> pl.DataFrame:
     """The first record of each ``event_id`` in log order (partition, then offset). Pure."""
-    first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
-    return events.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+    return events.sort("kafka_partition", "kafka_offset").unique(
+        subset=["event_id"], keep="first", maintain_order=True
+    )
 
 
-def advance(stream_time: StreamTime, events: DataFrame) -> StreamTime:
-    """The stream time per partition after ``events`` (valid events of one batch)."""
-    newest = events.groupBy("kafka_partition").agg(F.max(F.unix_micros("occurred_at")).alias("us"))
+def advance(stream_time: StreamTime, events: pl.DataFrame) -> StreamTime:
+    """The stream time per partition after ``events`` (valid events of one batch). Pure."""
+    newest = events.group_by("kafka_partition").agg(pl.col("occurred_at").dt.epoch("us").max())
     after = dict(stream_time)
-    for row in newest.collect():
-        if row.us is not None:
-            after[row.kafka_partition] = max(after.get(row.kafka_partition, row.us), row.us)
+    for partition, us in newest.iter_rows():
+        if us is not None:
+            after[partition] = max(after.get(partition, us), us)
     return after
 
 
-def late_rows(late: DataFrame, raw: DataFrame) -> DataFrame:
-    return late.join(
-        raw.select(
-            F.col("partition").alias("kafka_partition"),
-            F.col("offset").alias("kafka_offset"),
-            F.col("value").alias("raw_value"),
-        ),
-        ["kafka_partition", "kafka_offset"],
-    ).select(
+def late_rows(late: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """Late events → ``silver.clickstream_late`` rows, with their raw payload. Pure."""
+    raw = records.select(
+        pl.col("partition").alias("kafka_partition"),
+        pl.col("offset").alias("kafka_offset"),
+        pl.col("value").alias("raw_value"),
+    )
+    return late.join(raw, on=["kafka_partition", "kafka_offset"], how="left").select(
         "event_id",
         "session_id",
         "event_type",
@@ -224,7 +223,7 @@ def late_rows(late: DataFrame, raw: DataFrame) -> DataFrame:
         "kafka_partition",
         "kafka_offset",
         (
-            (F.unix_micros("watermark_at") - F.unix_micros("occurred_at")).cast("double")
+            (pl.col("watermark_at").dt.epoch("us") - pl.col("occurred_at").dt.epoch("us"))
             / 1_000_000
         ).alias("lateness_s"),
         "watermark_at",
@@ -233,100 +232,83 @@ def late_rows(late: DataFrame, raw: DataFrame) -> DataFrame:
     )
 
 
-def stream_time_folder(settings: Settings) -> str:
-    return f"{lake.checkpoint_path(settings, NAME)}/stream_time"
+def id_bytes(event_ids: Iterable[str]) -> np.ndarray:
+    """Event ids (canonical UUID text) as sorted, unique 16-byte keys."""
+    return np.unique(np.array([UUID(i).bytes for i in event_ids], dtype="S16"))
 
 
-def stream_time_before(spark: SparkSession, settings: Settings, batch_id: int) -> StreamTime:
-    """Each partition's stream time as of the start of batch ``batch_id``.
+class SeenIds:
+    """The ids of stored events that occurred since a moving cutoff: the window in which an
+    on-time event's first occurrence can be. Sorted 16-byte keys, so a lookup is a binary
+    search and the window of a busy day fits in a few megabytes."""
 
-    Without a state file (a new lake, or one from before stream time was kept) it is what
-    the events table holds, and that is written down as the previous batch's state at once,
-    so a replay of this batch starts from the same place.
-    """
-    folder = stream_time_folder(settings)
-    state = batch_state.read_before(spark, folder, batch_id)
-    if state is not None:
-        return {int(p): int(us) for p, us in state["stream_time_us"].items()}
-    stored = (
-        spark.read.format("delta")
-        .load(lake.table_path(settings, NAME))
-        .groupBy("kafka_partition")
-        .agg(F.max(F.unix_micros("occurred_at")).alias("us"))
-        .collect()
-    )
-    found = {r.kafka_partition: r.us for r in stored if r.us is not None}
-    batch_state.write(spark, folder, batch_id - 1, {"stream_time_us": found})
-    return found
+    def __init__(self) -> None:
+        self.ids = np.array([], dtype="S16")
+        self.at_us = np.array([], dtype=np.int64)
+        self.since_us: int | None = None
 
-
-def _not_stored(spark: SparkSession, settings: Settings, late: DataFrame) -> DataFrame:
-    """Late events whose ``event_id`` is in neither table yet: an earlier copy won."""
-    dates = [r.event_date for r in late.select("event_date").distinct().collect()]
-    events = (
-        spark.read.format("delta")
-        .load(lake.table_path(settings, NAME))
-        .where(F.col("event_date").isin(dates))
-        .select("event_id")
-    )
-    already_late = (
-        spark.read.format("delta")
-        .load(lake.table_path(settings, "silver.clickstream_late"))
-        .select("event_id")
-    )
-    return late.join(events, "event_id", "left_anti").join(already_late, "event_id", "left_anti")
-
-
-def process_batch(
-    spark: SparkSession, settings: Settings, records: DataFrame, batch_id: int
-) -> None:
-    with step(spark, f"{NAME}: parse"):
-        parsed = parse(records).localCheckpoint()
-    with step(spark, f"{NAME}: quarantine"):
-        append_quarantine(spark, settings, quarantine_rows(parsed), f"{NAME}:quarantine", batch_id)
-    events = event_rows(parsed)
-    with step(spark, f"{NAME}: stream time"):
-        stream_time = stream_time_before(spark, settings, batch_id)
-        kept = first_occurrences(mark_late(events, stream_time)).localCheckpoint()
-    with step(spark, f"{NAME}: append late"):
-        late = kept.where("is_late")
-        if not late.isEmpty():
-            (
-                late_rows(_not_stored(spark, settings, late), parsed)
-                .write.format("delta")
-                .mode("append")
-                .option("txnAppId", f"{NAME}:late")
-                .option("txnVersion", batch_id)
-                .save(lake.table_path(settings, "silver.clickstream_late"))
-            )
-    with step(spark, f"{NAME}: merge"):
-        (
-            DeltaTable.forPath(spark, lake.table_path(settings, NAME))
-            .alias("t")
-            .merge(
-                kept.where("not is_late").drop("watermark_at", "is_late").alias("s"),
-                "t.event_id = s.event_id",
-            )
-            .whenNotMatchedInsertAll()
-            .execute()
+    def load(self, lake: Lake, since_us: int) -> None:
+        """Start the window at ``since_us`` from what the events table holds."""
+        since = datetime.fromtimestamp(since_us / 1_000_000, UTC)
+        rows = lake.read(
+            NAME,
+            columns=["event_id", "occurred_at"],
+            where=(pc.field("event_date") >= pa.scalar(since.date(), pa.date32()))
+            & (pc.field("occurred_at") >= pa.scalar(since, pa.timestamp("us", "UTC"))),
         )
-    with step(spark, f"{NAME}: stream time"):
-        state = {"stream_time_us": advance(stream_time, events)}
-        batch_state.write(spark, stream_time_folder(settings), batch_id, state)
+        self.ids = np.array([], dtype="S16")
+        self.at_us = np.array([], dtype=np.int64)
+        self.add(rows)
+        self.since_us = since_us
+
+    def add(self, events: pl.DataFrame) -> None:
+        if events.is_empty():
+            return
+        ids = np.array([UUID(i).bytes for i in events["event_id"].to_list()], dtype="S16")
+        at = events["occurred_at"].dt.epoch("us").to_numpy()
+        merged = np.concatenate([self.ids, ids])
+        order = np.argsort(merged, kind="stable")
+        self.ids, self.at_us = merged[order], np.concatenate([self.at_us, at])[order]
+
+    def contains(self, event_ids: list[str]) -> np.ndarray:
+        keys = np.array([UUID(i).bytes for i in event_ids], dtype="S16")
+        if not len(self.ids) or not len(keys):
+            return np.zeros(len(keys), dtype=bool)
+        at = np.minimum(np.searchsorted(self.ids, keys), len(self.ids) - 1)
+        result: np.ndarray = self.ids[at] == keys
+        return result
+
+    def forget_before(self, since_us: int) -> None:
+        """Drop ids of events older than ``since_us``: no on-time event can repeat them."""
+        keep = self.at_us >= since_us
+        if not keep.all():
+            self.ids, self.at_us = self.ids[keep], self.at_us[keep]
+        self.since_us = since_us
 
 
-def run(spark: SparkSession, settings: Settings) -> StreamingQuery:
-    for name in (NAME, "silver.clickstream_late", "silver.quarantine"):
-        lake.ensure_table(spark, settings, name)
+def window_start(stream_time: StreamTime) -> int | None:
+    """Where the window of ids an on-time event may repeat starts: the oldest partition's
+    stream time minus the allowed lateness."""
+    if not stream_time:
+        return None
+    return min(stream_time.values()) - _LATENESS_US
 
-    def batch(records: DataFrame, batch_id: int) -> None:
-        process_batch(records.sparkSession, settings, records, batch_id)
 
-    return (
-        kafka_stream(spark, settings, CLICKSTREAM_TOPIC)
-        .writeStream.queryName(NAME)
-        .foreachBatch(batch)
-        .option("checkpointLocation", lake.checkpoint_path(settings, NAME))
-        .trigger(processingTime=f"{settings.trigger_s('silver')} seconds")
-        .start()
-    )
+def stored_late_copies(lake: Lake, late: pl.DataFrame) -> set[str]:
+    """Ids of late events already in either table, found among events that occurred at the
+    same instants (statistics on ``occurred_at`` keep the scans small)."""
+    if late.is_empty():
+        return set()
+    found: set[str] = set()
+    instants = sorted(set(late["occurred_at"].to_list()))
+    low, high = instants[0], instants[-1]
+    at = pa.array(instants, type=pa.timestamp("us", "UTC"))
+    timed = (pc.field("occurred_at") >= low) & (pc.field("occurred_at") <= high)
+    dates = pa.array(sorted(set(late["event_date"].to_list())), type=pa.date32())
+    for name, where in (
+        (NAME, pc.field("event_date").isin(dates) & timed & pc.field("occurred_at").isin(at)),
+        (LATE, timed & pc.field("occurred_at").isin(at)),
+    ):
+        rows = lake.read(name, columns=["event_id"], where=where)
+        found |= set(rows["event_id"].to_list())
+    return found

@@ -7,8 +7,6 @@ version, so "delete" really deletes from silver.
 
 from __future__ import annotations
 
-from functools import partial
-
 from streams.silver import cdc
 
 TABLE = cdc.declare(
@@ -17,5 +15,3 @@ TABLE = cdc.declare(
     pii=("email", "first_name", "last_name", "phone"),
     has_history=True,
 )
-
-run = partial(cdc.run, table=TABLE)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-from pyspark.sql import functions as F
+import polars as pl
 
 from streams.silver import cdc
 
@@ -12,11 +10,9 @@ TABLE = cdc.declare(
     "order_items",
     keys=("order_item_id",),
     rules=(
-        ("non_positive_quantity", lambda: F.col("quantity") > 0),
-        ("negative_price", lambda: F.col("unit_price") >= 0),
-        ("missing_order", lambda: F.col("order_id").isNotNull()),
-        ("missing_product", lambda: F.col("product_id").isNotNull()),
+        ("non_positive_quantity", lambda: pl.col("quantity") > 0),
+        ("negative_price", lambda: pl.col("unit_price") >= 0),
+        ("missing_order", lambda: pl.col("order_id").is_not_null()),
+        ("missing_product", lambda: pl.col("product_id").is_not_null()),
     ),
 )
-
-run = partial(cdc.run, table=TABLE)

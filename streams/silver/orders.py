@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-from pyspark.sql import functions as F
+import polars as pl
 
 from streams.silver import cdc
 
@@ -14,12 +12,10 @@ TABLE = cdc.declare(
     "orders",
     keys=("order_id",),
     rules=(
-        ("unknown_status", lambda: F.col("status").isin(*ORDER_STATUSES)),
-        ("negative_amount", lambda: F.col("total_amount") >= 0),
-        ("missing_placed_at", lambda: F.col("placed_at").isNotNull()),
+        ("unknown_status", lambda: pl.col("status").is_in(ORDER_STATUSES)),
+        ("negative_amount", lambda: pl.col("total_amount") >= 0),
+        ("missing_placed_at", lambda: pl.col("placed_at").is_not_null()),
     ),
     # The UTC calendar day of the order: the grain of daily sales.
-    derived={"order_date": lambda: F.to_date("placed_at")},
+    derived={"order_date": lambda: pl.col("placed_at").dt.date()},
 )
-
-run = partial(cdc.run, table=TABLE)

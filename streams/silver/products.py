@@ -1,10 +1,9 @@
-"""Silver products: one row per product (current state), plus SCD2 history of prices."""
+"""Silver products: one row per product (current state), plus SCD2 history of prices,
+categories and costs."""
 
 from __future__ import annotations
 
-from functools import partial
-
-from pyspark.sql import functions as F
+import polars as pl
 
 from streams.silver import cdc
 
@@ -12,10 +11,8 @@ TABLE = cdc.declare(
     "products",
     keys=("product_id",),
     rules=(
-        ("negative_price", lambda: F.col("unit_price") >= 0),
-        ("negative_cost", lambda: F.col("unit_cost") >= 0),
+        ("negative_price", lambda: pl.col("unit_price") >= 0),
+        ("negative_cost", lambda: pl.col("unit_cost") >= 0),
     ),
     has_history=True,
 )
-
-run = partial(cdc.run, table=TABLE)

@@ -53,7 +53,7 @@ REQUIRED_SERVICES = (
     "api",
 )
 #: Services that write the lake, so they must wait for its bucket.
-LAKE_WRITERS = ("streams", "batch")
+LAKE_WRITERS = ("streams", "streams-clickstream", "streams-bronze", "batch")
 
 #: postgres -c options that must match the local stack's (the rest are local plumbing).
 MIRRORED_PG_OPTIONS = (

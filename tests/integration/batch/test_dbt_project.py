@@ -287,60 +287,30 @@ def _silver_rows() -> dict[str, list[dict[str, Any]]]:
 # --- the subprocess ------------------------------------------------------------------------
 
 
-def _arrow_type(ddl: str) -> Any:
-    import re
-
-    import pyarrow as pa
-
-    simple = {
-        "BIGINT": pa.int64(),
-        "INT": pa.int32(),
-        "STRING": pa.string(),
-        "BOOLEAN": pa.bool_(),
-        "DOUBLE": pa.float64(),
-        "BINARY": pa.binary(),
-        "DATE": pa.date32(),
-        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-        "MAP<STRING,STRING>": pa.map_(pa.string(), pa.string()),
-    }
-    decimal = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", ddl)
-    return pa.decimal128(int(decimal[1]), int(decimal[2])) if decimal else simple[ddl]
-
-
 def _write_silver(settings: Any) -> None:
-    """The literal silver tables with their declared schemas, written with delta-rs (no JVM
-    work: seconds instead of minutes on a busy machine)."""
+    """The literal silver tables, written as the streams write them: delta-rs, with their
+    declared schemas (no JVM work: seconds instead of minutes on a busy machine)."""
     import pyarrow as pa
-    from deltalake import write_deltalake
 
     from streams import lake
+    from streams.lake_rs import Lake
 
+    tables = Lake(settings)
     defaults = {"cdc_lsn": 1, "cdc_offset": 0, "is_deleted": False, "is_current": True}
     for name, rows in _silver_rows().items():
-        table = lake.table_def(name)
-        fields = []
-        for column in table.columns:
-            col, ddl = column.split()[0], column.split()[1]
-            fields.append(pa.field(col, _arrow_type(ddl), nullable="NOT NULL" not in column))
-        schema = pa.schema(fields)
-        data = {f.name: [row.get(f.name, defaults.get(f.name)) for row in rows] for f in fields}
-        write_deltalake(
-            lake.table_path(settings, name),
-            pa.table(data, schema=schema),
-            partition_by=list(table.partitioned_by) or None,
-        )
+        columns = lake.table_def(name).column_names
+        full = [{c: row.get(c, defaults.get(c)) for c in columns} for row in rows]
+        tables.append(name, pa.Table.from_pylist(full), "test", 0)
 
 
-def _refresh_gold(spark: Any, settings: Any) -> None:
-    """gold.sales_daily from that silver, by the streaming code itself."""
-    from streams import lake
+def _refresh_gold(settings: Any, run: int) -> None:
+    """gold.sales_daily from that silver, by the streaming code itself (delta-rs, no Spark)."""
+    from datetime import UTC, datetime
+
     from streams.gold import sales_daily
+    from streams.lake_rs import Lake
 
-    lake.ensure_table(spark, settings, "gold.sales_daily")
-    orders = spark.read.format("delta").load(lake.table_path(settings, "silver.orders"))
-    sales_daily.refresh(
-        spark, settings, [r[0] for r in orders.select("order_date").distinct().collect()]
-    )
+    sales_daily.rebuild(Lake(settings), "test", run, datetime.now(UTC))
 
 
 def _snapshot(settings: Any) -> dict[str, Any]:
@@ -396,7 +366,7 @@ def main(out: Path) -> None:
     spark = build_batch_spark(settings, app_name="shopstream-dbt-test")
     lines: list[str] = []
     try:
-        _refresh_gold(spark, settings)
+        _refresh_gold(settings, 0)
         print(f"{time.strftime('%H:%M:%S')} lake built", file=sys.stderr, flush=True)
         first = _run_step(settings, lines)
         # The same date again (dbt's incremental path), after order 104 was deleted upstream:
@@ -405,7 +375,7 @@ def main(out: Path) -> None:
         DeltaTable(lake.table_path(settings, "silver.orders")).update(
             predicate="order_id = 104", updates={"is_deleted": "true"}
         )
-        _refresh_gold(spark, settings)
+        _refresh_gold(settings, 1)
         second = _run_step(settings, lines)
         ansi = spark.conf.get("spark.sql.ansi.enabled")
     finally:

@@ -6,10 +6,12 @@ killed with SIGKILL at random moments and restarted, several times, and lets a l
 catch up. This test checks what it left:
 
 * every silver table equals PostgreSQL row for row;
-* gold ``sales_daily`` and ``inventory_status`` equal the same views computed in SQL over
-  PostgreSQL (``shopstream.reconcile.postgres``), cent for cent;
-* the alert lifecycle equals an independent evaluation, in plain Python, of the inventory
-  change topic; the product funnel equals one computed from the clickstream topic;
+* gold ``sales_daily`` equals the same view computed in SQL over PostgreSQL
+  (``shopstream.reconcile.postgres``), cent for cent; ``inventory_status`` holds
+  PostgreSQL's stock and policy;
+* the alert lifecycle and ``inventory_status``'s figures equal an independent evaluation,
+  in plain Python, of the inventory change topic (``tests/integration/oracle.py``); the
+  product funnel equals one computed from the clickstream topic;
 * every labelled bad click is in quarantine under its label;
 * a replay of the whole log into a fresh lake gives the same silver and gold content.
 
@@ -58,7 +60,7 @@ def test_sigkill_at_random_points_then_everything_equals_the_source(
     assert labelled, "the workload sent no labelled bad click"
     quarantined = {
         (r["partition"], r["offset"]): r["bad_kind"]
-        for r in lake_rows(lake, "silver.quarantine")
+        for r in lake_rows(lake, "silver.clickstream_quarantine")
         if r["topic"] == CLICKSTREAM_TOPIC
     }
     for record in labelled:

@@ -59,9 +59,13 @@ def _s3_client(endpoint: str) -> Any:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def local_s3() -> Iterator[LocalS3]:
-    """moto's S3 server on 127.0.0.1 with an empty bucket; stopped afterwards."""
+    """moto's S3 server on 127.0.0.1 with an empty bucket; stopped afterwards.
+
+    One for the module: Hadoop caches the S3A file system of a bucket in the JVM, endpoint
+    and all, so a second server on another port would be unreachable from Spark's side.
+    """
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -243,3 +247,71 @@ def test_s3a_options_follow_the_settings(endpoint: str, ssl: str) -> None:
     keyless = s3a_options(keyless_settings)
     assert "spark.hadoop.fs.s3a.access.key" not in keyless
     assert "spark.hadoop.fs.s3a.secret.key" not in keyless
+
+
+def test_the_arrow_path_writes_silver_and_gold_to_s3_and_spark_reads_them(
+    local_s3: LocalS3, s3_settings: Settings
+) -> None:
+    """The cdc query's batch on an S3 lake through delta-rs (conditional puts), exactly once,
+    with its lease and state files in the bucket; then Spark reads the tables delta-rs
+    wrote, the Change Data Feed included. (A lake of its own: moto's buckets outlive a
+    server in one process.)"""
+    import pyarrow as pa
+
+    from streams import leases
+    from streams.batch_state import StateFiles
+    from streams.lake_rs import Lake
+    from streams.queries import cdc
+    from streams.silver.order_items import TABLE as ORDER_ITEMS
+    from streams.silver.orders import TABLE as ORDERS
+    from tests.unit.streams.gold.test_sales_daily import line, order
+    from tests.unit.streams.silver.test_cdc import RECORDS, THRESHOLDS, record
+
+    s3_settings = s3_settings.model_copy(update={"lake_root": f"s3a://{BUCKET}/arrow-lake"})
+    batch = pa.Table.from_pylist(
+        [
+            record(ORDERS, "c", 10, after=order(1, None, "pending", "2026-11-20T09:00:00Z")),
+            record(ORDER_ITEMS, "c", 11, after=line(100, 1, 7) | {"unit_price": "9999999999.99"}),
+        ],
+        RECORDS,
+    )
+    cdc.process(batch, 0, Lake(s3_settings), THRESHOLDS)
+    again = cdc.process(batch, 0, Lake(s3_settings), THRESHOLDS)  # a new driver replays it
+    assert {"silver.orders", "silver.order_items", "gold.sales_daily"} <= set(again.skipped)
+
+    listing = _s3_client(local_s3.endpoint).list_objects_v2(
+        Bucket=BUCKET, Prefix="arrow-lake/gold/"
+    )
+    keys = [o["Key"] for o in listing.get("Contents", [])]
+    assert any(k.startswith("arrow-lake/gold/sales_daily/_delta_log/") for k in keys), keys
+    assert not (s3_settings.state_dir / "lake").exists()
+
+    holder = leases.Holder(s3_settings, "cdc")
+    holder.acquire()
+    lease = leases.holder(s3_settings, "cdc")
+    assert lease is not None and lease.is_mine
+    holder.release()
+    files = StateFiles(s3_settings, "clickstream", "stream_time")
+    files.write(0, {"stream_time_us": {"0": 5}})
+    assert files.read_before(1) == {"stream_time_us": {"0": 5}}
+
+    spark = _start_spark(s3_settings)
+    try:
+        root = f"s3a://{BUCKET}/arrow-lake"
+        (item,) = spark.read.format("delta").load(f"{root}/silver/order_items").collect()
+        assert str(item["unit_price"]) == "9999999999.99"
+        (sales,) = spark.read.format("delta").load(f"{root}/gold/sales_daily").collect()
+        assert (sales["revenue"], sales["customer_segment"]) == (
+            Decimal("19999999999.98"),
+            "unknown",
+        )
+        feed = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", 0)
+            .load(f"{root}/silver/orders")
+            .collect()
+        )
+        assert [r["_change_type"] for r in feed] == ["insert"]
+    finally:
+        spark.stop()

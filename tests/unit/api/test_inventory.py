@@ -9,11 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shopstream.settings import Settings
+from streams.lake_rs import Lake
 
 Auth = Any
 Seed = Any
@@ -21,27 +21,11 @@ REFRESHED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 def _write_gold(settings: Settings, rows: list[dict[str, Any]]) -> None:
-    """gold.inventory_status as delta/gold.yml declares it, at streams.lake's path."""
-    schema = pa.schema(
-        [
-            ("product_id", pa.int64(), False),
-            ("warehouse_id", pa.int64(), False),
-            ("category", pa.string()),
-            ("cdc_lsn", pa.int64(), False),
-            ("on_hand", pa.int32(), False),
-            ("reorder_point", pa.int32(), False),
-            ("reorder_qty", pa.int32()),
-            ("units_sold_7d", pa.int64(), False),
-            ("sales_velocity_7d", pa.decimal128(12, 2), False),
-            ("days_of_cover", pa.decimal128(12, 1)),
-            ("is_below_reorder_point", pa.bool_(), False),
-            ("velocity_as_of_at", pa.timestamp("us", tz="UTC")),
-            ("stock_updated_at", pa.timestamp("us", tz="UTC")),
-            ("refreshed_at", pa.timestamp("us", tz="UTC"), False),
-        ]
-    )
+    """gold.inventory_status as delta/gold.yml declares it, at the lake's path."""
     full = [
         {
+            "alert_id": None,
+            "severity": None,
             "category": "toys",
             "cdc_lsn": 1,
             "on_hand": 5,
@@ -54,9 +38,7 @@ def _write_gold(settings: Settings, rows: list[dict[str, Any]]) -> None:
         }
         for row in rows
     ]
-    write_deltalake(
-        f"{settings.lake_path}/gold/inventory_status", pa.Table.from_pylist(full, schema)
-    )
+    Lake(settings).append("gold.inventory_status", pa.Table.from_pylist(full), "test", 0)
 
 
 def _stock_two_warehouses(seed: Seed) -> None:
@@ -105,18 +87,18 @@ def test_gold_velocity_beside_the_live_one(auth: Auth, api_settings: Settings, s
             {
                 "product_id": 7,
                 "warehouse_id": 1,
-                "units_sold_7d": 12,
-                "sales_velocity_7d": Decimal("1.71"),
+                "units_out_7d": 12,
+                "velocity_7d": Decimal("1.71"),
                 "days_of_cover": Decimal("1.8"),
-                "velocity_as_of_at": as_of,
+                "stock_updated_at": as_of,
             },
             {
                 "product_id": 8,
                 "warehouse_id": 1,
-                "units_sold_7d": 1,
-                "sales_velocity_7d": Decimal("0.14"),
+                "units_out_7d": 1,
+                "velocity_7d": Decimal("0.14"),
                 "days_of_cover": None,
-                "velocity_as_of_at": as_of,
+                "stock_updated_at": as_of,
             },
         ],
     )
@@ -125,13 +107,14 @@ def test_gold_velocity_beside_the_live_one(auth: Auth, api_settings: Settings, s
     assert body["gold_available"] is True
     north, south = body["warehouses"]
     assert north["gold"] == {
-        "units_sold_7d": 12,
+        "units_out_7d": 12,
         "velocity_7d": "1.71",
         "days_of_cover": "1.8",
-        "velocity_as_of_at": "2026-03-02T08:00:00Z",
+        "as_of": "2026-03-02T08:00:00Z",
         "refreshed_at": "2026-03-02T09:30:00Z",
     }
-    assert north["live"]["days_of_cover"] == "1.5"  # the two are told apart, not merged
+    # Each side shows its own copy: gold here is a stock change behind the engine.
+    assert north["live"]["days_of_cover"] == "1.5"
     assert south["gold"] is None  # gold has no row for this warehouse yet
 
 
@@ -159,10 +142,9 @@ def test_gold_is_reread_after_its_ttl_without_a_restart(
                 {
                     "product_id": 7,
                     "warehouse_id": 2,
-                    "units_sold_7d": 0,
-                    "sales_velocity_7d": Decimal("0.00"),
+                    "units_out_7d": 0,
+                    "velocity_7d": Decimal("0.00"),
                     "days_of_cover": None,
-                    "velocity_as_of_at": None,
                 }
             ],
         )
@@ -172,9 +154,9 @@ def test_gold_is_reread_after_its_ttl_without_a_restart(
             assert time.monotonic() < deadline, "gold was never re-read"
             time.sleep(0.05)
     assert body["warehouses"][1]["gold"] == {
-        "units_sold_7d": 0,
+        "units_out_7d": 0,
         "velocity_7d": "0.00",
         "days_of_cover": None,
-        "velocity_as_of_at": None,
+        "as_of": "2026-03-02T09:30:00Z",
         "refreshed_at": "2026-03-02T09:30:00Z",
     }

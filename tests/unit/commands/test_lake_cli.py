@@ -239,3 +239,39 @@ def test_forced_vacuum_deletes_what_optimize_replaced(spark: SparkSession, tmp_p
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert f"{TABLE}: 5 files deleted (retaining 0 h)" in result.stdout
     assert len(list(table_dir.glob("*.parquet"))) == 1
+
+
+def test_optimize_and_vacuum_of_a_running_querys_table_refuse_in_one_line(
+    lake_env: dict[str, str],
+) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from shopstream.settings import Settings\n"
+            "from streams.leases import Holder\n"
+            "holder = Holder(Settings(), 'cdc')\n"
+            "holder.acquire()\n"
+            "print('holding', flush=True)\n"
+            "while True:\n"
+            "    holder.refresh()\n"
+            "    time.sleep(0.2)\n",
+        ],
+        env=lake_env,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
+        for args in (["optimize", TABLE], ["vacuum", TABLE]):
+            line = _one_error_line(_run(args, lake_env), 2)
+            assert "running streaming query cdc" in line and f"pid {holder.pid}" in line, line
+        # With no table named, the running query's tables are skipped, the rest maintained.
+        everything = _run(["optimize"], lake_env)
+        assert everything.returncode == 0, everything.stderr
+        assert (
+            f"skipped: {TABLE} is written by the running streaming query cdc" in everything.stdout
+        )
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

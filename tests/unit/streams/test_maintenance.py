@@ -1,20 +1,25 @@
-"""Lake maintenance on real Delta tables in a temporary lake: OPTIMIZE, VACUUM, and the reads.
+"""Lake maintenance on real Delta tables in a temporary lake: OPTIMIZE, VACUUM, the reads,
+and the refusal to touch a table whose streaming query is running.
 
-Tables are created the way the streams create them (``lake.ensure_table``, with their
-declared properties) and written by Spark; the reads go through deltalake, as the CLI's do.
-Every test shares the run's one Spark session (``tests/conftest.py``).
+Silver and gold tables are created and written through delta-rs (``streams.lake_rs``), as the
+streaming queries do, and maintained through delta-rs; bronze is written and maintained by
+Spark (one test, sharing the run's Spark session). The reads go through deltalake, as the
+CLI's do.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql.types import (
@@ -31,7 +36,8 @@ from pyspark.sql.types import (
 
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
-from streams import lake, maintenance
+from streams import lake, leases, maintenance
+from streams.lake_rs import Lake
 
 TABLE = "silver.customers"
 BASE_TIME = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -56,12 +62,21 @@ def _value(kind: DataType, column: str, i: int) -> Any:
     return None
 
 
-def append(spark: SparkSession, settings: Settings, name: str, ids: range, **fixed: Any) -> None:
-    """One Delta commit (one file) of rows ``ids`` for any declared silver/gold table."""
+def rows_of(name: str, ids: range, **fixed: Any) -> list[dict[str, Any]]:
     types = lake.table_def(name).column_types()
-    rows = [tuple(fixed.get(c, _value(t, c, i)) for c, t in types.items()) for i in ids]
+    return [{c: fixed.get(c, _value(t, c, i)) for c, t in types.items()} for i in ids]
+
+
+def append(spark: SparkSession, settings: Settings, name: str, ids: range, **fixed: Any) -> None:
+    """One Spark Delta commit (one file) of rows ``ids`` of a declared table."""
+    rows = [tuple(r.values()) for r in rows_of(name, ids, **fixed)]
     frame = spark.createDataFrame(rows, lake.table_def(name).schema())
     frame.coalesce(1).write.format("delta").mode("append").save(lake.table_path(settings, name))
+
+
+def append_rs(settings: Settings, name: str, ids: range, batch_id: int) -> None:
+    """One delta-rs commit of rows ``ids``, as a streaming query writes silver and gold."""
+    Lake(settings).append(name, pa.Table.from_pylist(rows_of(name, ids)), "test", batch_id)
 
 
 def _parquet_files(settings: Settings, name: str) -> int:
@@ -69,82 +84,153 @@ def _parquet_files(settings: Settings, name: str) -> int:
 
 
 @pytest.fixture
-def lake_settings(spark: SparkSession, tmp_path: Path) -> Settings:
-    settings = Settings(lake_root=str(tmp_path / "lake"), state_dir=tmp_path / "state")
-    lake.ensure_table(spark, settings, TABLE)
-    return settings
+def lake_settings(tmp_path: Path) -> Settings:
+    return Settings(lake_root=str(tmp_path / "lake"), state_dir=tmp_path / "state")
 
 
 @pytest.fixture
-def five_appends(spark: SparkSession, lake_settings: Settings) -> Settings:
+def five_appends(lake_settings: Settings) -> Settings:
     for batch in range(5):
-        append(spark, lake_settings, TABLE, range(batch * 2, batch * 2 + 2))
+        append_rs(lake_settings, TABLE, range(batch * 2, batch * 2 + 2), batch)
     return lake_settings
 
 
-def test_optimize_compacts_five_appends_into_one_file(
-    spark: SparkSession, five_appends: Settings
-) -> None:
+def test_optimize_compacts_five_appends_into_one_file(five_appends: Settings) -> None:
     before = maintenance.table_status(five_appends, TABLE)
     assert (before.exists, before.files, before.rows) == (True, 5, 10)
 
-    result = maintenance.optimize(spark, five_appends, TABLE)
+    result = maintenance.optimize_rs(five_appends, TABLE)
 
     assert (result.name, result.files_before, result.files_after) == (TABLE, 5, 1)
-    assert result.seconds > 0
     after = maintenance.table_status(five_appends, TABLE)
     assert (after.files, after.rows) == (1, 10)
     assert after.version == (before.version or 0) + 1
 
 
 def test_vacuum_keeps_recent_files_and_forced_zero_hours_deletes_them(
-    spark: SparkSession, five_appends: Settings
+    five_appends: Settings,
 ) -> None:
-    maintenance.optimize(spark, five_appends, TABLE)
+    maintenance.optimize_rs(five_appends, TABLE)
     assert _parquet_files(five_appends, TABLE) == 6  # 5 removed by OPTIMIZE, 1 live
 
-    kept = maintenance.vacuum(spark, five_appends, TABLE, maintenance.SAFE_RETAIN_HOURS)
+    kept = maintenance.vacuum_rs(five_appends, TABLE, maintenance.SAFE_RETAIN_HOURS)
     assert kept.files_deleted == 0
     assert _parquet_files(five_appends, TABLE) == 6
 
     with pytest.raises(ShopstreamError) as refused:
-        maintenance.vacuum(spark, five_appends, TABLE, 0)
+        maintenance.vacuum_rs(five_appends, TABLE, 0)
     assert refused.value.exit_code == 2
     assert _parquet_files(five_appends, TABLE) == 6
 
-    forced = maintenance.vacuum(spark, five_appends, TABLE, 0, force_unsafe=True)
+    forced = maintenance.vacuum_rs(five_appends, TABLE, 0, force_unsafe=True)
     assert forced.files_deleted == 5
     assert _parquet_files(five_appends, TABLE) == 1
     assert maintenance.table_status(five_appends, TABLE).rows == 10
-    # Delta's safety check is back on for whatever else uses this session.
-    assert spark.conf.get(RETENTION_CHECK, None) in (None, "true")
 
 
-def test_zorder_by_a_data_column(spark: SparkSession, lake_settings: Settings) -> None:
-    append(spark, lake_settings, TABLE, range(0, 3))
-    append(spark, lake_settings, TABLE, range(3, 6))
+def test_zorder_by_a_data_column(lake_settings: Settings) -> None:
+    append_rs(lake_settings, TABLE, range(0, 3), 0)
+    append_rs(lake_settings, TABLE, range(3, 6), 1)
 
-    result = maintenance.optimize(spark, lake_settings, TABLE, zorder_by="region")
+    result = maintenance.optimize_rs(lake_settings, TABLE, zorder_by="region")
 
     assert (result.files_before, result.files_after, result.zorder_by) == (2, 1, "region")
     assert maintenance.table_status(lake_settings, TABLE).rows == 6
 
 
+def test_bronze_is_maintained_by_spark(spark: SparkSession, tmp_path: Path) -> None:
+    settings = Settings(lake_root=str(tmp_path / "lake"), state_dir=tmp_path / "state")
+    name = "bronze.records"
+    path = lake.ensure_table(spark, settings, name)
+    for batch in range(3):
+        spark.sql(
+            f"SELECT CAST('k' AS BINARY) AS key, CAST('v' AS BINARY) AS value, "
+            f"'cdc.shop.orders' AS topic, 0 AS partition, {batch}L AS offset, "
+            "current_timestamp() AS kafka_timestamp, "
+            "CAST(array() AS ARRAY<STRUCT<key: STRING, value: BINARY>>) AS headers, "
+            "current_timestamp() AS ingested_at, current_date() AS ingest_date"
+        ).coalesce(1).write.format("delta").mode("append").save(path)
+    result = maintenance.optimize(spark, settings, name)
+    assert (result.files_before, result.files_after) == (3, 1)
+    forced = maintenance.vacuum(spark, settings, name, 0, force_unsafe=True)
+    assert forced.files_deleted == 3
+    assert maintenance.table_status(settings, name).rows == 3
+    # Delta's safety check is back on for whatever else uses this session.
+    assert spark.conf.get(RETENTION_CHECK, None) in (None, "true")
+
+
 def test_zorder_by_refuses_partition_and_unknown_columns() -> None:
     with pytest.raises(ShopstreamError, match="partitioned by it") as partition:
-        maintenance.check_zorder("bronze.shop_orders", "ingest_date")
+        maintenance.check_zorder("bronze.records", "ingest_date")
     assert partition.value.exit_code == 2
     with pytest.raises(ShopstreamError, match="no such column"):
         maintenance.check_zorder(TABLE, "nope")
     maintenance.check_zorder(TABLE, "email")
 
 
-def test_maintenance_of_a_table_not_created_yet(
-    spark: SparkSession, lake_settings: Settings
+# One writer per table ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def running_cdc(lake_settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process holding the cdc query's lease, as a running driver does."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from shopstream.settings import Settings
+        from streams.leases import Holder
+        holder = Holder(Settings(lake_root={lake_settings.lake_path!r}), "cdc")
+        holder.acquire()
+        print("holding", flush=True)
+        while True:
+            holder.refresh()
+            time.sleep(0.2)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"holding\n"
+    yield proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_maintenance_of_a_table_whose_query_runs_is_refused(
+    five_appends: Settings, running_cdc: subprocess.Popen[bytes]
 ) -> None:
-    with pytest.raises(ShopstreamError, match="have not created it yet"):
-        maintenance.optimize(spark, lake_settings, "silver.orders")
-    assert maintenance.existing_tables(spark, lake_settings) == [TABLE]
+    version = maintenance.table_status(five_appends, TABLE).version
+    for attempt in (
+        lambda: maintenance.optimize_rs(five_appends, TABLE),
+        lambda: maintenance.vacuum_rs(five_appends, TABLE, 168),
+    ):
+        with pytest.raises(ShopstreamError) as refused:
+            attempt()
+        message = str(refused.value)
+        assert refused.value.exit_code == 2
+        assert "running streaming query cdc" in message and f"pid {running_cdc.pid}" in message
+        assert "\n" not in message
+    assert maintenance.table_status(five_appends, TABLE).version == version  # nothing written
+    # A table no running query writes is fine meanwhile.
+    assert maintenance.running_writer(five_appends, "silver.clickstream_events") is None
+
+    # So is a second driver of the same query.
+    with pytest.raises(ShopstreamError, match="already running"):
+        leases.Holder(five_appends, "cdc").acquire()
+
+    running_cdc.kill()
+    running_cdc.wait(timeout=10)
+    # A killed driver's lease names a dead process: it no longer holds anything.
+    assert leases.holder(five_appends, "cdc") is None
+    assert maintenance.optimize_rs(five_appends, TABLE).files_after == 1
+
+
+def test_a_lease_not_refreshed_expires(lake_settings: Settings) -> None:
+    holder = leases.Holder(lake_settings, "clickstream")
+    holder.acquire()
+    lease = leases.holder(lake_settings, "clickstream")
+    assert lease is not None and lease.is_mine
+    assert leases.holder(lake_settings, "clickstream", now=time.time() + leases.TTL_S + 1) is None
+    holder.release()
+    assert leases.holder(lake_settings, "clickstream") is None
 
 
 # VACUUM's retention policy -----------------------------------------------------------------
@@ -299,3 +385,20 @@ def test_reads_refuse_a_remote_lake(tmp_path: Path) -> None:
     with pytest.raises(ShopstreamError, match="local lake only") as refused:
         maintenance.lake_status(remote)
     assert refused.value.exit_code == 2
+
+
+def test_a_query_compacts_its_own_tables_once_small_files_pile_up(lake_settings: Settings) -> None:
+    from streams.runner import Housekeeping
+
+    tables = Lake(lake_settings.model_copy(update={"streams_compact_small_files": 6}))
+    upkeep = Housekeeping(tables, (TABLE,), tables.settings)
+    for batch in range(5):
+        append_rs(lake_settings, TABLE, range(batch * 2, batch * 2 + 2), batch)
+    tables.refresh(TABLE)
+    upkeep()
+    assert maintenance.table_status(lake_settings, TABLE).files == 5  # not yet
+    append_rs(lake_settings, TABLE, range(10, 12), 5)
+    tables.refresh(TABLE)
+    upkeep()
+    status = maintenance.table_status(lake_settings, TABLE)
+    assert (status.files, status.rows) == (1, 12)

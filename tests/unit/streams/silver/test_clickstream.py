@@ -1,5 +1,6 @@
 """Silver clickstream on the simulator's own records: bad ones quarantined with their label,
-duplicates dropped, late ones counted apart. Runs the real foreachBatch logic on Delta."""
+duplicates dropped, late ones counted apart. Runs the ``clickstream`` query's batch, on Arrow
+records, into delta-rs tables in a temporary lake; no Spark."""
 
 from __future__ import annotations
 
@@ -7,55 +8,65 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
 
 from shopstream.clickstream.events import BAD_KIND_HEADER
 from shopstream.clickstream.simulate import ClickRecord, ClickstreamSimulator
 from shopstream.settings import Settings
-from streams import lake
+from streams.lake_rs import Lake
+from streams.queries import clickstream as query
 from streams.silver import clickstream
+from streams.sources import KAFKA_RECORDS
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-SCHEMA = (
-    "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
-    "headers array<struct<key: string, value: binary>>"
-)
+RECORDS = KAFKA_RECORDS
 
 
 def _rows(
     records: list[ClickRecord], first_offset: int = 0, partition: int = 0
-) -> list[tuple[Any, ...]]:
+) -> list[dict[str, Any]]:
     return [
-        (
-            r.key,
-            r.value,
-            "web.clickstream",
-            partition,
-            first_offset + i,
-            T0,
-            [(BAD_KIND_HEADER, str(r.bad_kind).encode())] if r.bad_kind else [],
-        )
+        {
+            "key": r.key,
+            "value": r.value,
+            "topic": "web.clickstream",
+            "partition": partition,
+            "offset": first_offset + i,
+            "timestamp": T0,
+            "headers": [{"key": BAD_KIND_HEADER, "value": str(r.bad_kind).encode()}]
+            if r.bad_kind
+            else [],
+        }
         for i, r in enumerate(records)
     ]
 
 
+class Stream:
+    """One clickstream query over a lake: its state lives as long as the query does."""
+
+    def __init__(self, root: Path) -> None:
+        self.settings = Settings(lake_root=str(root))
+        self.restart()
+
+    def restart(self) -> None:
+        """A new driver: fresh table handles and in-memory state, the same lake."""
+        self.lake = Lake(self.settings)
+        self.state = query.State.of(self.settings)
+
+    def batch(self, rows: list[dict[str, Any]], batch_id: int) -> query.BatchResult:
+        return query.process(pa.Table.from_pylist(rows, RECORDS), batch_id, self.lake, self.state)
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        return self.lake.read(name).to_dicts()
+
+
 @pytest.fixture
-def lake_settings(spark: SparkSession, tmp_path: Path) -> Settings:
-    settings = Settings(lake_root=str(tmp_path / "lake"))
-    for name in (clickstream.NAME, "silver.clickstream_late", "silver.quarantine"):
-        lake.ensure_table(spark, settings, name)
-    return settings
+def stream(tmp_path: Path) -> Stream:
+    return Stream(tmp_path / "lake")
 
 
-def _read(spark: SparkSession, settings: Settings, name: str) -> list[dict[str, Any]]:
-    return [
-        r.asDict()
-        for r in spark.read.format("delta").load(lake.table_path(settings, name)).collect()
-    ]
-
-
-def test_bad_records_quarantined_duplicates_dropped(spark, lake_settings) -> None:
+def test_bad_records_quarantined_duplicates_dropped(stream: Stream) -> None:
     sim = ClickstreamSimulator(7, range(1, 50), 0.2, late_fraction=0.0, duplicate_fraction=0.1)
     records: list[ClickRecord] = []
     for i in range(25):
@@ -63,62 +74,58 @@ def test_bad_records_quarantined_duplicates_dropped(spark, lake_settings) -> Non
     bad = [r for r in records if r.bad_kind]
     good_ids = {r.event.event_id for r in records if r.event is not None}
     assert bad and len(good_ids) < sum(1 for r in records if r.event is not None)  # dupes exist
-    df = spark.createDataFrame(_rows(records), SCHEMA)
 
-    clickstream.process_batch(spark, lake_settings, df, 0)
-    clickstream.process_batch(spark, lake_settings, df, 0)  # a replayed batch changes nothing
+    stream.batch(_rows(records), 0)
+    again = stream.batch(_rows(records), 0)  # a replayed batch changes nothing
+    assert set(again.skipped) >= {clickstream.NAME, clickstream.QUARANTINE}
 
-    quarantined = _read(spark, lake_settings, "silver.quarantine")
+    quarantined = stream.read(clickstream.QUARANTINE)
     assert len(quarantined) == len(bad)
     # Every labelled record is there, under the rule its label names.
     assert sorted((q["bad_kind"], q["rule"]) for q in quarantined) == sorted(
         (str(r.bad_kind), str(r.bad_kind)) for r in bad
     )
-    events = _read(spark, lake_settings, clickstream.NAME)
+    events = stream.read(clickstream.NAME)
     assert sorted(e["event_id"] for e in events) == sorted(str(i) for i in good_ids)
-    assert _read(spark, lake_settings, "silver.clickstream_late") == []
+    assert stream.read(clickstream.LATE) == []
 
 
-def test_events_behind_the_watermark_go_to_the_late_table(spark, lake_settings) -> None:
+def test_events_behind_the_watermark_go_to_the_late_table(stream: Stream) -> None:
     sim = ClickstreamSimulator(8, range(1, 50), 0.0, late_fraction=0.0, duplicate_fraction=0.0)
     fresh = sim.browsing(T0 + timedelta(hours=5), None)
     old = sim.browsing(T0, None)  # five hours older than what is already stored
-    clickstream.process_batch(spark, lake_settings, spark.createDataFrame(_rows(fresh), SCHEMA), 0)
-    clickstream.process_batch(
-        spark, lake_settings, spark.createDataFrame(_rows(old, 1000), SCHEMA), 1
-    )
-    late = _read(spark, lake_settings, "silver.clickstream_late")
+    stream.batch(_rows(fresh), 0)
+    stream.batch(_rows(old, 1000), 1)
+    late = stream.read(clickstream.LATE)
     assert sorted(r["event_id"] for r in late) == sorted(str(r.event.event_id) for r in old)
     assert all(r["lateness_s"] > 3600 for r in late)
-    assert len(_read(spark, lake_settings, clickstream.NAME)) == len(fresh)
+    assert len(stream.read(clickstream.NAME)) == len(fresh)
 
 
-def test_an_old_event_behind_a_newer_one_in_the_same_batch_is_late(spark, lake_settings) -> None:
+def test_an_old_event_behind_a_newer_one_in_the_same_batch_is_late(stream: Stream) -> None:
     sim = ClickstreamSimulator(9, range(1, 50), 0.0, late_fraction=0.0, duplicate_fraction=0.0)
     fresh, old = sim.browsing(T0 + timedelta(hours=5), None), sim.browsing(T0, None)
     other_partition = sim.browsing(T0, None)  # as old, but nothing newer precedes it there
-    batch = _rows(fresh + old) + _rows(other_partition, partition=1)
-    clickstream.process_batch(spark, lake_settings, spark.createDataFrame(batch, SCHEMA), 0)
+    stream.batch(_rows(fresh + old) + _rows(other_partition, partition=1), 0)
 
-    late = _read(spark, lake_settings, "silver.clickstream_late")
+    late = stream.read(clickstream.LATE)
     assert sorted(r["event_id"] for r in late) == sorted(str(r.event.event_id) for r in old)
-    newest = max(r.event.occurred_at for r in fresh).astimezone(UTC).replace(tzinfo=None)
+    newest = max(r.event.occurred_at for r in fresh).astimezone(UTC)
     assert {r["watermark_at"] for r in late} == {newest}
-    on_time = {r["event_id"] for r in _read(spark, lake_settings, clickstream.NAME)}
+    on_time = {r["event_id"] for r in stream.read(clickstream.NAME)}
     assert on_time == {str(r.event.event_id) for r in fresh + other_partition}
 
 
-def _table(spark: SparkSession, settings: Settings, name: str) -> list[str]:
-    rows = _read(spark, settings, name)
-    return sorted(str(sorted((k, v) for k, v in r.items() if k != "ingested_at")) for r in rows)
+def _table(stream: Stream, name: str) -> list[str]:
+    rows = stream.read(name)
+    volatile = ("ingested_at", "refreshed_at")
+    return sorted(str(sorted((k, v) for k, v in r.items() if k not in volatile)) for r in rows)
 
 
-def test_batch_boundaries_and_replays_do_not_change_the_tables(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    """The same log, in one batch or cut in three with a replayed batch, gives the same
-    events and late tables, copies of late and on-time events included: lateness and first
-    occurrence follow log order only."""
+def test_batch_boundaries_restarts_and_replays_do_not_change_the_tables(tmp_path: Path) -> None:
+    """The same log, in one batch or cut in three with a restart and a replayed batch, gives
+    the same events, late and funnel tables, copies of late and on-time events included:
+    lateness and first occurrence follow log order only."""
     sim = ClickstreamSimulator(10, range(1, 50), 0.0, late_fraction=0.0, duplicate_fraction=0.0)
     fresh = sim.browsing(T0 + timedelta(hours=5), None)
     old = sim.browsing(T0, None)
@@ -134,39 +141,37 @@ def test_batch_boundaries_and_replays_do_not_change_the_tables(
 
     results = []
     for name, batches in (("one", [p0 + p1]), ("cut", cuts)):
-        settings = Settings(lake_root=str(tmp_path / name))
-        for table in (clickstream.NAME, "silver.clickstream_late", "silver.quarantine"):
-            lake.ensure_table(spark, settings, table)
+        stream = Stream(tmp_path / name)
         for batch_id, rows in enumerate(batches):
-            df = spark.createDataFrame(rows, SCHEMA)
-            clickstream.process_batch(spark, settings, df, batch_id)
-            if batch_id == 1:  # a crash after the batch's writes: Spark replays it
-                clickstream.process_batch(spark, settings, df, batch_id)
+            stream.batch(rows, batch_id)
+            if batch_id == 1:  # a crash after the batch's writes: a new driver replays it
+                stream.restart()
+                stream.batch(rows, batch_id)
         results.append(
-            (
-                _table(spark, settings, clickstream.NAME),
-                _table(spark, settings, "silver.clickstream_late"),
+            tuple(
+                _table(stream, t)
+                for t in (clickstream.NAME, clickstream.LATE, "gold.product_funnel_hourly")
             )
         )
-    (events_one, late_one), (events_cut, late_cut) = results
+    (events_one, late_one, funnel_one), (events_cut, late_cut, funnel_cut) = results
     assert len(late_one) == len(old)
     assert len(events_one) == len(fresh) + len(later) + len(p1)
     assert events_cut == events_one
     assert late_cut == late_one
+    assert funnel_one and funnel_cut == funnel_one
 
 
-def test_stream_time_starts_from_the_table_when_no_state_was_kept(spark, lake_settings) -> None:
+def test_stream_time_starts_from_the_table_when_no_state_was_kept(stream: Stream) -> None:
     sim = ClickstreamSimulator(11, range(1, 50), 0.0, late_fraction=0.0, duplicate_fraction=0.0)
     fresh = sim.browsing(T0 + timedelta(hours=5), None)
-    clickstream.process_batch(spark, lake_settings, spark.createDataFrame(_rows(fresh), SCHEMA), 0)
+    stream.batch(_rows(fresh), 0)
     # A lake from before stream time was kept: the events, no state files.
-    folder = Path(clickstream.stream_time_folder(lake_settings))
+    folder = Path(stream.state.files.folder)
     for state in folder.glob("*.json"):
         state.unlink()
+    stream.restart()
     old = sim.browsing(T0, None)
-    clickstream.process_batch(
-        spark, lake_settings, spark.createDataFrame(_rows(old, 1000), SCHEMA), 7
-    )
-    late = _read(spark, lake_settings, "silver.clickstream_late")
+    stream.batch(_rows(old, 1000), 7)
+    late = stream.read(clickstream.LATE)
     assert sorted(r["event_id"] for r in late) == sorted(str(r.event.event_id) for r in old)
     assert sorted(p.name for p in folder.glob("*.json")) == ["6.json", "7.json"]

@@ -1,0 +1,34 @@
+"""The streaming queries: each reads its topics and is the single writer of its tables.
+
+A query's batch function takes the micro-batch's records as Arrow (``KAFKA_RECORDS``'s
+columns) and its batch id, and returns what it wrote (:class:`Writes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+
+from streams.lake_rs import Written
+
+
+@dataclass
+class Writes:
+    """The tables one batch wrote, or skipped because they already had the batch."""
+
+    written: list[Written] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        return [w.table for w in self.written if w.skipped]
+
+
+def records_frame(records: pa.Table, columns: Sequence[str]) -> pl.DataFrame:
+    """A batch's Kafka records (Arrow, as ``toArrow()`` gives them) as a Polars frame, with
+    the record timestamps in UTC."""
+    frame = pl.from_arrow(records.select(list(columns)))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC"))
