@@ -281,6 +281,8 @@ def run(
         for lease in leases:
             lease.acquire()
         for name, spec in selected.items():
+            if stop.is_set():
+                break
             queries.append(spec.start(spark, settings))
             report(f"started {name}")
         last_report = time.monotonic()

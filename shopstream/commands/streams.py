@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
+from types import FrameType
 
 import typer
 from py4j.protocol import Py4JError
@@ -32,10 +35,27 @@ def run(
         level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"
     )
     logging.getLogger("streams").setLevel(logging.INFO)
+    # A stop asked for while Spark starts (a demo stopped early, a test that is already done)
+    # is honoured as soon as the session is up: the queries never start, the exit is clean.
+    stop = threading.Event()
+
+    def _stop_early(signum: int, _frame: FrameType | None) -> None:
+        say(f"received {signal.Signals(signum).name} while starting: stopping")
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_early)
     say(f"starting Spark ({settings.spark_master}); lake at {settings.lake_path}")
     spark = build_spark(settings, app_name="shopstream-streams", codegen=settings.streams_codegen)
     try:
-        runner.run(spark, settings, only=only, report=say, progress_every_s=progress_every)
+        runner.run(
+            spark,
+            settings,
+            only=only,
+            report=say,
+            progress_every_s=progress_every,
+            stop_event=stop,
+        )
     finally:
         with contextlib.suppress(Py4JError, ConnectionError):
             spark.stop()
