@@ -19,9 +19,19 @@ say = @printf '\033[1;34m==>\033[0m %s\n' "$(1)"
 # a running demo and a demo never leaks into test results.
 TEST_ENV := SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test \
 	SHOPSTREAM_PG_PORT=55442 \
+	SHOPSTREAM_OPS_PG_PORT=55443 \
 	SHOPSTREAM_KAFKA_PORT=19092 \
 	SHOPSTREAM_KAFKA_CONTROLLER_PORT=19093 \
-	SHOPSTREAM_CONNECT_PORT=18083
+	SHOPSTREAM_CONNECT_PORT=18083 \
+	SHOPSTREAM_CONNECT_METRICS_PORT=19404 \
+	SHOPSTREAM_KAFKA_METRICS_PORT=19405 \
+	SHOPSTREAM_ALERTS_ENGINE_METRICS_PORT=19403 \
+	SHOPSTREAM_PROMETHEUS_PORT=19090 \
+	SHOPSTREAM_PUSHGATEWAY_PORT=19091 \
+	SHOPSTREAM_ALERTMANAGER_PORT=19095 \
+	SHOPSTREAM_POSTGRES_EXPORTER_PORT=19187 \
+	SHOPSTREAM_STREAMS_METRICS_PORT=19401 \
+	SHOPSTREAM_ALERTS_HTTP_PORT=19402
 
 .PHONY: help
 help: ## Show the targets
@@ -39,12 +49,14 @@ install: ## Install everything: system packages, Python venv, JVM jars
 	@$(call install_with,python jars)
 
 .PHONY: system
-system: ## PostgreSQL 15, Java 17 and Maven from Debian's packages (only what is missing)
-	$(call say,checking system packages (PostgreSQL 15, Java 17, Maven))
+system: ## PostgreSQL 15, Java 17, Maven and Prometheus from Debian's packages (only what is missing)
+	$(call say,checking system packages (PostgreSQL 15, Java 17, Maven, Prometheus and its exporters))
 	@missing=""; \
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15 postgresql-client-15"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	for p in prometheus prometheus-pushgateway prometheus-postgres-exporter prometheus-alertmanager; do \
+	  [ -x /usr/bin/$$p ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq; \
@@ -66,11 +78,11 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: jars
 jars: jvm/lib/.resolved ## JVM jars (Kafka, Connect, Debezium, Spark Kafka source, Delta) via Maven
 
-jvm/lib/.resolved: jvm/pom.xml jvm/kafka/pom.xml jvm/debezium/pom.xml jvm/spark/pom.xml
+jvm/lib/.resolved: jvm/pom.xml jvm/kafka/pom.xml jvm/debezium/pom.xml jvm/spark/pom.xml jvm/agents/pom.xml
 	$(call say,resolving JVM jars from Maven Central into jvm/lib)
 	@rm -rf jvm/lib
 	@mvn -B -ntp -q -f jvm/pom.xml package
-	@for d in kafka plugins/debezium-postgres spark; do \
+	@for d in kafka plugins/debezium-postgres spark agents; do \
 	  printf '  %-28s %3s jars\n' "jvm/lib/$$d" "$$(ls jvm/lib/$$d/*.jar | wc -l)"; done
 	@touch $@
 

@@ -63,6 +63,8 @@ MAX_BATCH = 5000
 POLL_WAIT_S = 0.05
 #: How often the engine looks for new topics or partitions.
 METADATA_EVERY_S = 10.0
+#: How often the lag per partition is refreshed for the metrics and progress lines.
+LAG_EVERY_S = 5.0
 #: Tables the engine derives from the log; a rebuild empties and refills them. Operator and
 #: delivery state (acks, deliveries, delivery_cursor) is not among them.
 PROJECTIONS = (
@@ -554,9 +556,16 @@ class Progress:
     transitions: int = 0
     rejected: int = 0
     batches: int = 0
-    #: Records behind the end of the log, over every partition read; None until known.
-    lag: int | None = None
+    #: Records behind the end of the log per partition read; None until known.
+    lags: dict[TopicPartitionKey, int] | None = None
+    #: When the last batch was applied (Unix time); None before the first.
+    last_batch_at: float | None = None
     started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def lag(self) -> int | None:
+        """Records behind the end of the log, over every partition read."""
+        return None if self.lags is None else sum(self.lags.values())
 
 
 def _consumer(settings: Settings, client_id: str) -> Consumer:
@@ -629,7 +638,7 @@ class Engine:
         consumer = _consumer(self.settings, "shopstream-alerts-engine")
         try:
             self._assign_all(consumer, conn)
-            last_metadata = last_progress = time.monotonic()
+            last_metadata = last_progress = last_lag = time.monotonic()
             while not stop.is_set():
                 messages = consumer.consume(num_messages=self.max_batch, timeout=POLL_WAIT_S)
                 records = [self._record(m) for m in messages if self._usable(m)]
@@ -651,9 +660,11 @@ class Engine:
                 if now - last_metadata >= METADATA_EVERY_S:
                     last_metadata = now
                     self._assign_new(consumer, conn)
+                if now - last_lag >= LAG_EVERY_S:
+                    last_lag = now
+                    self.progress.lags = self._lags(consumer)
                 if self.on_progress is not None and now - last_progress >= self.progress_every_s:
                     last_progress = now
-                    self.progress.lag = self._lag(consumer)
                     self.on_progress(self.progress)
         finally:
             consumer.close()
@@ -709,6 +720,7 @@ class Engine:
         p.transitions += result.transitions
         p.rejected += result.rejected
         p.batches += 1
+        p.last_batch_at = time.time()
 
     @staticmethod
     def _usable(message: Any) -> bool:
@@ -765,9 +777,11 @@ class Engine:
             self.report(f"cannot list Kafka topics yet ({_one_line(exc)})")
             return sorted(self._assigned)
 
-    def _lag(self, consumer: Consumer) -> int | None:
-        lag = 0
-        for topic, partition in self._assigned:
+    def _lags(self, consumer: Consumer) -> dict[TopicPartitionKey, int] | None:
+        """Records behind the end of the log per assigned partition (the watermarks the
+        client last fetched), None when the client cannot tell."""
+        lags = {}
+        for topic, partition in sorted(self._assigned):
             try:
                 _, high = consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), cached=True
@@ -776,8 +790,8 @@ class Engine:
                 return None
             if high is None or high < 0:
                 continue
-            lag += max(high - self._next.get((topic, partition), 0), 0)
-        return lag
+            lags[(topic, partition)] = max(high - self._next.get((topic, partition), 0), 0)
+        return lags
 
     # The ops database ----------------------------------------------------------------------
 

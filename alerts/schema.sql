@@ -175,3 +175,26 @@ CREATE TABLE IF NOT EXISTS alerting.rejected_records (
     rejected_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (topic, partition, kafka_offset)
 );
+
+-- Monitoring alerts: what Alertmanager's webhook posted (POST /alertmanager on the delivery
+-- worker), one row per alert x start x status. The worker routes each row once into
+-- alerting.deliveries (routed_at), like a low-stock transition: same channels, same dedupe,
+-- same cooldown. Alertmanager repeats a firing alert every repeat_interval; the unique key
+-- makes the repeat a no-op.
+CREATE TABLE IF NOT EXISTS alerting.monitoring_alerts (
+    id           bigserial PRIMARY KEY,
+    fingerprint  text        NOT NULL,  -- Alertmanager's hash of the alert's labels
+    status       text        NOT NULL CHECK (status IN ('firing', 'resolved')),
+    alertname    text        NOT NULL,
+    severity     text        NOT NULL,  -- the rule's severity label (warning | critical)
+    starts_at    timestamptz NOT NULL,
+    ends_at      timestamptz,
+    labels       jsonb       NOT NULL,
+    annotations  jsonb       NOT NULL,
+    generator_url text,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    routed_at    timestamptz,
+    UNIQUE (fingerprint, starts_at, status)
+);
+CREATE INDEX IF NOT EXISTS monitoring_alerts_unrouted ON alerting.monitoring_alerts (id)
+    WHERE routed_at IS NULL;

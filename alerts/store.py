@@ -1,7 +1,8 @@
 """The ops database that holds alert state (``alerting`` schema, see ``schema.sql``).
 
-It lives on the stack's PostgreSQL server but in its own database, so Debezium never
-captures it and the shop's database stays the shop's.
+It lives on its own PostgreSQL server (locally the stack's second cluster, ``ops-postgres``),
+so Debezium never captures it, the shop's database stays the shop's, and an outage of the
+shop's database can still be paged about.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 
 
 def _describe(settings: Settings) -> str:
-    return f"{settings.pg_host}:{settings.pg_port}/{settings.ops_pg_database}"
+    return f"{settings.ops_pg_host}:{settings.ops_pg_port}/{settings.ops_pg_database}"
 
 
 def ensure_ops_database(settings: Settings) -> None:
     """Create the ops database if it is missing and apply the schema (idempotent)."""
-    admin = settings.pg_conninfo  # any existing database will do to issue CREATE DATABASE
+    admin = settings.ops_server_conninfo("postgres")
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             exists = conn.execute(

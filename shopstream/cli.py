@@ -19,6 +19,7 @@ from shopstream.commands import (
     demo,
     generate,
     lake,
+    monitoring,
     stack,
     streams,
     topics,
@@ -42,6 +43,7 @@ app.add_typer(lake.app, name="lake")
 app.add_typer(topics.app, name="topics")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(api.app, name="api")
+app.add_typer(monitoring.app, name="monitoring")
 generate.register(app)
 batch.register(app)
 

@@ -118,10 +118,15 @@ class Settings(BaseSettings):
     low_stock_critical_cover_days: float = Field(default=1.0, gt=0)
 
     # Alerting: the live alert engine, its delivery, and the API (issue 5).
-    #: The database (on the same PostgreSQL server) that holds alert state: the live
-    #: projection of the inventory log, acknowledgements, the delivery log. Not the shop's
-    #: database, so Debezium never captures it.
+    #: The ops database holds alert state: the live projection of the inventory log,
+    #: acknowledgements, the delivery log and the monitoring alerts to deliver. It lives on
+    #: its own PostgreSQL server (locally a second cluster): Debezium never captures it, and
+    #: when the shop's database goes down, the page saying so still goes out.
+    ops_pg_host: str = "127.0.0.1"
+    ops_pg_port: int = Field(default=55433, ge=1, le=65535)
     ops_pg_database: str = "shopstream_ops"
+    ops_pg_user: str = "shopstream"
+    ops_pg_password: SecretStr = SecretStr("shopstream")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     #: JSON list of keys: ``[{"name": "purchasing", "sha256": "<hex>", "scopes": ["read",
@@ -168,6 +173,39 @@ class Settings(BaseSettings):
     dbt_target: Literal["local", "cluster"] = "local"
     dbt_thrift_host: str = "127.0.0.1"
     dbt_thrift_port: int = Field(default=10000, ge=1, le=65535)
+    # Monitoring (issue 17): Prometheus, its exporters and Alertmanager, started by `up`.
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    pushgateway_port: int = Field(default=9091, ge=1, le=65535)
+    #: Not 9093, Alertmanager's default: the Kafka controller listens there.
+    alertmanager_port: int = Field(default=9095, ge=1, le=65535)
+    postgres_exporter_port: int = Field(default=9187, ge=1, le=65535)
+    #: Kafka Connect's and the broker's metrics, through the Prometheus JMX exporter agent in
+    #: each JVM.
+    connect_metrics_port: int = Field(default=9404, ge=1, le=65535)
+    kafka_metrics_port: int = Field(default=9405, ge=1, le=65535)
+    #: Where shopstream's own processes serve /metrics: loopback locally, 0.0.0.0 in a
+    #: container that Prometheus scrapes from outside.
+    metrics_host: str = "127.0.0.1"
+    #: Where the streaming driver serves /metrics. A second driver on the same host (one
+    #: per table group) takes a free port instead and registers that one.
+    streams_metrics_port: int = Field(default=9401, ge=1, le=65535)
+    #: Where the delivery worker serves /metrics and takes Alertmanager's webhook
+    #: (POST /alertmanager): the one way monitoring alerts reach Slack, email and PagerDuty.
+    alerts_http_port: int = Field(default=9402, ge=1, le=65535)
+    #: Where the live alert engine serves /metrics.
+    alerts_engine_metrics_port: int = Field(default=9403, ge=1, le=65535)
+    #: Set to scrape and alert with an existing Prometheus; the local one's URL when empty.
+    prometheus_url: str = ""
+    #: Where the daily batch pushes its figures; the local Pushgateway when empty.
+    pushgateway_url: str = ""
+    monitoring_scrape_interval_s: float = Field(default=5.0, gt=0)
+    #: The alert rules' thresholds (monitoring/prometheus/rules.yml is their rendering with
+    #: the defaults): a stream this many seconds behind its log pages...
+    monitoring_freshness_alert_s: float = Field(default=60.0, gt=0)
+    #: ... as does a replication slot holding this much WAL...
+    monitoring_slot_wal_alert_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    #: ... and a table whose quality score stayed under this for three runs in a row.
+    monitoring_quality_min_score: float = Field(default=0.95, ge=0, le=1)
     # How long `up` waits for each service to become healthy.
     start_timeout_s: float = Field(default=90.0, gt=0)
 
@@ -177,6 +215,11 @@ class Settings(BaseSettings):
             if self.pg_password.get_secret_value() in _PLACEHOLDER_SECRETS:
                 raise ValueError(
                     "SHOPSTREAM_PG_PASSWORD must be set to a real secret when SHOPSTREAM_ENV=prod"
+                )
+            if self.ops_pg_password.get_secret_value() in _PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "SHOPSTREAM_OPS_PG_PASSWORD must be set to a real secret when "
+                    "SHOPSTREAM_ENV=prod"
                 )
             if self.lake_root.startswith("s3a://") and not self.s3_secret_key.get_secret_value():
                 raise ValueError("SHOPSTREAM_S3_SECRET_KEY is required for an s3a:// lake in prod")
@@ -198,6 +241,14 @@ class Settings(BaseSettings):
         return own.get(layer) or self.streams_trigger_s
 
     @property
+    def prometheus_endpoint(self) -> str:
+        return (self.prometheus_url or f"http://127.0.0.1:{self.prometheus_port}").rstrip("/")
+
+    @property
+    def pushgateway_endpoint(self) -> str:
+        return (self.pushgateway_url or f"http://127.0.0.1:{self.pushgateway_port}").rstrip("/")
+
+    @property
     def lake_path(self) -> str:
         return self.lake_root or str(self.state_dir / "lake")
 
@@ -212,9 +263,14 @@ class Settings(BaseSettings):
     @property
     def ops_pg_conninfo(self) -> str:
         """libpq connection string for the alert-state database."""
+        return self.ops_server_conninfo(self.ops_pg_database)
+
+    def ops_server_conninfo(self, dbname: str) -> str:
+        """libpq connection string for a database on the ops server (``postgres`` to create
+        or drop the ops database itself)."""
         return (
-            f"host={self.pg_host} port={self.pg_port} dbname={self.ops_pg_database} "
-            f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
+            f"host={self.ops_pg_host} port={self.ops_pg_port} dbname={dbname} "
+            f"user={self.ops_pg_user} password={self.ops_pg_password.get_secret_value()}"
         )
 
     @property

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 import pyarrow as pa
 from py4j.protocol import Py4JError
@@ -33,17 +32,19 @@ from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.errors import ShopstreamError
 from shopstream.low_stock import Thresholds
+from shopstream.observability import MetricsServer
 from shopstream.settings import Settings
 from streams import lake, steps
 from streams.bronze import raw as bronze
 from streams.lake_rs import Lake
 from streams.leases import Holder
-from streams.queries import cdc, clickstream
+from streams.metrics import StreamMetrics, Watched, Watcher
+from streams.queries import Writes, cdc, clickstream
 from streams.sources import kafka_stream
 
 Report = Callable[[str], None]
-#: Turns one micro-batch's records (Arrow) and its id into writes; returns a summary.
-Process = Callable[[pa.Table, int], Any]
+#: Turns one micro-batch's records (Arrow) and its id into writes; returns what it did.
+Process = Callable[[pa.Table, int], Writes]
 
 log = logging.getLogger("streams")
 
@@ -57,7 +58,10 @@ class QuerySpec:
     writes: tuple[str, ...]
     #: The trigger interval's layer (``Settings.trigger_s``) and the scheduler pool.
     layer: str
-    start: Callable[[SparkSession, Settings], StreamingQuery]
+    start: Callable[[SparkSession, Settings, StreamMetrics], StreamingQuery]
+    #: True when the query's batches are counted from Spark's progress reports (a Spark
+    #: sink) rather than observed by its own ``foreachBatch``.
+    counted_from_progress: bool = False
 
 
 def arrow_query(
@@ -68,6 +72,7 @@ def arrow_query(
     columns: tuple[str, ...],
     process: Process,
     tidy: Callable[[], None],
+    metrics: StreamMetrics,
 ) -> StreamingQuery:
     """Spark keeps the log: readStream → foreachBatch(toArrow → ``process``), checkpointed.
 
@@ -85,9 +90,12 @@ def arrow_query(
         spark_.sparkContext.setJobDescription(f"{name}: batch {batch_id} to Arrow")
         with steps.step(f"{name}: toArrow"):
             table = records.select(*columns).toArrow()
-        process(table, batch_id)
+        done = process(table, batch_id)
         with steps.step(f"{name}: compact"):
             tidy()
+        metrics.observe_batch(
+            name, time.monotonic() - started, done.records, done.rejected, done.rows_by_table
+        )
         # Linger after a small batch (its writes are already visible): the next one starts
         # at most streams_linger_s after this one did, and takes what arrived meanwhile.
         if table.num_rows < settings.streams_linger_records:
@@ -118,7 +126,7 @@ def _quiet_falling_behind(spark: SparkSession) -> None:
     )
 
 
-def start_cdc(spark: SparkSession, settings: Settings) -> StreamingQuery:
+def start_cdc(spark: SparkSession, settings: Settings, metrics: StreamMetrics) -> StreamingQuery:
     tables = Lake(settings)
     tables.ensure(cdc.WRITES)
     thresholds = Thresholds.from_settings(settings)
@@ -130,10 +138,13 @@ def start_cdc(spark: SparkSession, settings: Settings) -> StreamingQuery:
         cdc.RECORD_COLUMNS,
         lambda records, batch_id: cdc.process(records, batch_id, tables, thresholds),
         Housekeeping(tables, cdc.WRITES, settings),
+        metrics,
     )
 
 
-def start_clickstream(spark: SparkSession, settings: Settings) -> StreamingQuery:
+def start_clickstream(
+    spark: SparkSession, settings: Settings, metrics: StreamMetrics
+) -> StreamingQuery:
     tables = Lake(settings)
     tables.ensure(clickstream.WRITES)
     state = clickstream.State.of(settings)
@@ -145,6 +156,7 @@ def start_clickstream(spark: SparkSession, settings: Settings) -> StreamingQuery
         clickstream.RECORD_COLUMNS,
         lambda records, batch_id: clickstream.process(records, batch_id, tables, state),
         Housekeeping(tables, clickstream.WRITES, settings),
+        metrics,
     )
 
 
@@ -180,7 +192,14 @@ class Housekeeping:
 QUERIES: dict[str, QuerySpec] = {
     spec.name: spec
     for spec in (
-        QuerySpec(bronze.NAME, bronze.TOPICS, (bronze.TABLE,), "bronze", bronze.run),
+        QuerySpec(
+            bronze.NAME,
+            bronze.TOPICS,
+            (bronze.TABLE,),
+            "bronze",
+            lambda spark, settings, _metrics: bronze.run(spark, settings),
+            counted_from_progress=True,
+        ),
         QuerySpec(cdc.NAME, cdc.TOPICS, cdc.WRITES, "silver", start_cdc),
         QuerySpec(
             clickstream.NAME, clickstream.TOPICS, clickstream.WRITES, "silver", start_clickstream
@@ -260,10 +279,12 @@ def run(
     """Start the selected queries and block until a signal, a failure or ``stop_event``.
 
     Each query first takes the lease on its tables (``streams.leases``), so a second driver
-    of the same query, or maintenance of its tables, refuses while this one runs.
+    of the same query, or maintenance of its tables, refuses while this one runs. The
+    driver serves its metrics (``streams.metrics``) at ``/metrics`` meanwhile.
     """
     selected = select(only)
     stop = stop_event or threading.Event()
+    metrics = StreamMetrics()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         report(f"received {signal.Signals(signum).name}: stopping after the current batches")
@@ -277,13 +298,23 @@ def run(
     leases = [Holder(settings, name) for name in selected]
     queries: list[StreamingQuery] = []
     linger.clear()
+    server = MetricsServer(settings, "streams", metrics.registry, settings.streams_metrics_port)
+    watcher = Watcher(settings, metrics, settings.monitoring_scrape_interval_s)
+    failed = True
     try:
         for lease in leases:
             lease.acquire()
+        server.start()
+        report(f"metrics at http://{settings.metrics_host}:{server.port}/metrics")
+        watcher.start()
         for name, spec in selected.items():
             if stop.is_set():
                 break
-            queries.append(spec.start(spark, settings))
+            query = spec.start(spark, settings, metrics)
+            queries.append(query)
+            watcher.watch(
+                name, Watched(query, spec.topics, spec.writes, spec.counted_from_progress)
+            )
             report(f"started {name}")
         last_report = time.monotonic()
         while not stop.is_set():
@@ -305,8 +336,13 @@ def run(
                     report("slowest steps: " + ", ".join(f"{s} {t:.1f}s" for s, t in slowest))
                 last_report = time.monotonic()
             stop.wait(0.5)
+        failed = False
     finally:
         linger.set()
+        watcher.stop()
+        # Stopped on purpose: Prometheus forgets this driver. A failure keeps it registered,
+        # so that the missing driver pages (TargetDown).
+        server.stop(deliberate=not failed)
         try:
             stop_between_batches(queries, report)
             report(f"stopped {len(queries)} queries")

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 _lock = threading.Lock()
 _seconds: defaultdict[str, float] = defaultdict(float)
+#: Since the process started (the driver's metrics); ``_seconds`` is since the last report.
+_totals: defaultdict[str, float] = defaultdict(float)
 
 
 @contextmanager
@@ -24,8 +26,10 @@ def step(label: str) -> Iterator[None]:
     try:
         yield
     finally:
+        took = time.monotonic() - started
         with _lock:
-            _seconds[label] += time.monotonic() - started
+            _seconds[label] += took
+            _totals[label] += took
 
 
 def take_slowest(n: int = 5) -> list[tuple[str, float]]:
@@ -34,3 +38,9 @@ def take_slowest(n: int = 5) -> list[tuple[str, float]]:
         slowest = sorted(_seconds.items(), key=lambda item: -item[1])[:n]
         _seconds.clear()
     return slowest
+
+
+def totals() -> dict[str, float]:
+    """Seconds per step since the process started."""
+    with _lock:
+        return dict(_totals)

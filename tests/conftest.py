@@ -90,7 +90,7 @@ def ops_settings(stack: Settings) -> Iterator[Settings]:
     settings = stack.model_copy(update={"ops_pg_database": name})
     ensure_ops_database(settings)
     yield settings
-    with psycopg.connect(stack.pg_conninfo, autocommit=True) as conn:
+    with psycopg.connect(stack.ops_server_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
         )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from alerts.delivery.monitoring import MonitoringAlert
 from alerts.delivery.rules import Action, TransitionEvent
 from alerts.delivery.watchdog import COMPONENT_LABELS, PipelineEvent, duration_text
 
@@ -302,3 +303,89 @@ def pipeline_pagerduty_event(event: PipelineEvent) -> dict[str, Any]:
         },
         "client": SOURCE,
     }
+
+
+# Monitoring alerts (Prometheus rules, through Alertmanager) ------------------------------
+
+
+def monitoring_headline(alert: MonitoringAlert) -> str:
+    state = "FIRING" if alert.status == "firing" else "RESOLVED"
+    return f"{state} [{alert.severity}] {alert.alertname}: {alert.summary}"
+
+
+def _scope_text(alert: MonitoringAlert) -> str:
+    return ", ".join(f"{k}={v}" for k, v in alert.scope.items()) or "-"
+
+
+def monitoring_slack_message(alert: MonitoringAlert) -> dict[str, Any]:
+    firing = alert.status == "firing"
+    fields = [
+        {"title": "Alert", "value": alert.alertname, "short": True},
+        {"title": "Severity", "value": alert.severity, "short": True},
+        {"title": "Since", "value": _utc(alert.starts_at), "short": True},
+        {"title": "Labels", "value": _slack_escape(_scope_text(alert)), "short": False},
+    ]
+    if alert.ends_at is not None:
+        fields.insert(3, {"title": "Ended", "value": _utc(alert.ends_at), "short": True})
+    attachment: dict[str, Any] = {
+        "color": COLOURS.get(alert.severity, COLOURS["warning"]) if firing else RESOLVED_COLOUR,
+        "fallback": monitoring_headline(alert),
+        "title": f"shopstream monitoring: {alert.alertname}",
+        "text": _slack_escape(alert.description),
+        "fields": fields,
+        "footer": SOURCE,
+        "ts": int(alert.starts_at.timestamp()),
+    }
+    if alert.generator_url:
+        attachment["title_link"] = alert.generator_url
+    return {"text": f"*{_slack_escape(monitoring_headline(alert))}*", "attachments": [attachment]}
+
+
+def monitoring_email_message(
+    alert: MonitoringAlert, sender: str, recipients: list[str]
+) -> dict[str, Any]:
+    lines = [
+        f"{monitoring_headline(alert)}.",
+        "",
+        alert.description,
+        "",
+        f"Alert:     {alert.alertname}",
+        f"Severity:  {alert.severity}",
+        f"Since:     {_utc(alert.starts_at)}",
+    ]
+    if alert.ends_at is not None:
+        lines.append(f"Ended:     {_utc(alert.ends_at)}")
+    lines.append(f"Labels:    {_scope_text(alert)}")
+    if alert.generator_url:
+        lines.append(f"Graph:     {alert.generator_url}")
+    return {
+        "subject": _one_line(f"[shopstream] {monitoring_headline(alert)}"),
+        "from": sender,
+        "to": recipients,
+        "text": "\n".join(lines) + "\n",
+    }
+
+
+def monitoring_pagerduty_event(alert: MonitoringAlert) -> dict[str, Any]:
+    """Trigger when a critical alert fires; resolve the same incident when it ends."""
+    event: dict[str, Any] = {
+        "event_action": "trigger" if alert.status == "firing" else "resolve",
+        "dedup_key": alert.alert_id,
+        "payload": {
+            "summary": _one_line(monitoring_headline(alert))[:_SUMMARY_MAX],
+            "source": SOURCE,
+            "severity": "critical",
+            "component": alert.labels.get("component", alert.alertname),
+            "class": alert.alertname,
+            "timestamp": alert.starts_at.isoformat(),
+            "custom_details": {
+                "description": alert.description,
+                "labels": alert.labels,
+                "fingerprint": alert.fingerprint,
+            },
+        },
+        "client": SOURCE,
+    }
+    if alert.generator_url:
+        event["links"] = [{"href": alert.generator_url, "text": "Prometheus"}]
+    return event

@@ -261,10 +261,27 @@ def cooldown_holds(
     product x warehouse. Never held back: a transition into critical, and the end of an
     alert this channel was told about (nobody is left with an open page).
     """
-    if event.becomes_critical:
-        return False
-    if alert_notified and event.transition in ("deescalated", "resolved"):
-        return False
-    if last_notified_at is None:
+    return held_by_cooldown(
+        pages=event.becomes_critical,
+        ends_what_was_told=alert_notified and event.transition in ("deescalated", "resolved"),
+        last_notified_at=last_notified_at,
+        now=now,
+        cooldown_s=cooldown_s,
+    )
+
+
+def held_by_cooldown(
+    *,
+    pages: bool,
+    ends_what_was_told: bool,
+    last_notified_at: datetime | None,
+    now: datetime,
+    cooldown_s: float,
+) -> bool:
+    """The cooldown, for every kind of notification (low-stock transitions and monitoring
+    alerts alike): hold back a notification that comes within ``cooldown_s`` of the last one
+    on the same channel about the same thing, except one that pages (something just became
+    critical) or that ends what the channel was told (nobody is left with an open alert)."""
+    if pages or ends_what_was_told or last_notified_at is None:
         return False
     return (now - last_notified_at).total_seconds() < cooldown_s

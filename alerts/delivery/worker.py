@@ -45,14 +45,26 @@ from alerts.delivery.channels import (
 )
 from alerts.delivery.messages import (
     email_message,
+    monitoring_email_message,
+    monitoring_pagerduty_event,
+    monitoring_slack_message,
     pagerduty_event,
     pipeline_email_message,
     pipeline_pagerduty_event,
     pipeline_slack_message,
     slack_message,
 )
-from alerts.delivery.rules import Action, TransitionEvent, cooldown_holds, parse_routes, route
+from alerts.delivery.monitoring import MonitoringAlert
+from alerts.delivery.rules import (
+    Action,
+    TransitionEvent,
+    cooldown_holds,
+    held_by_cooldown,
+    parse_routes,
+    route,
+)
 from alerts.delivery.watchdog import PipelineEvent, Watchdog
+from alerts.metrics import DeliveryMetrics, kind_family
 from alerts.store import connect
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
@@ -86,6 +98,16 @@ order by t.seq
 limit %s
 """
 
+_MONITORING_SQL = """
+select id, fingerprint, status, alertname, severity, starts_at, ends_at, labels, annotations,
+       generator_url
+from alerting.monitoring_alerts
+where routed_at is null
+order by id
+limit %s
+for update skip locked
+"""
+
 _INSERT_SQL = """
 insert into alerting.deliveries
     (transition_seq, alert_id, kind, channel, dedupe_key, status, payload, finished_at)
@@ -110,13 +132,15 @@ class DeliverySummary:
     suppressed: int = 0
     dry_run: int = 0
     pipeline_events: int = 0
+    monitoring_alerts: int = 0  #: monitoring alerts (Alertmanager's) routed
     pending: int = 0  #: left pending when the run ended
 
 
 class Deliverer:
     """Routing, sending and the watchdog, over one ops-database connection at a time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: DeliveryMetrics | None = None) -> None:
+        self.metrics = metrics or DeliveryMetrics()
         notifiers = notifiers_from_settings(settings)
         try:
             self.rules = parse_routes(settings.alerts_routes, notifiers)
@@ -281,6 +305,10 @@ class Deliverer:
         """Insert one delivery row (nothing when its dedupe key and channel exist) and count
         what became of it; a pending row wakes the sender."""
         inserted = conn.execute(_INSERT_SQL, row).fetchone()
+        if inserted is not None:
+            self.metrics.recorded.labels(
+                row["channel"], kind_family(row["kind"]), row["status"]
+            ).inc()
         if inserted is None:
             summary.duplicates += 1
         elif row["status"] == "pending":
@@ -290,6 +318,86 @@ class Deliverer:
             summary.dry_run += 1
         else:
             summary.suppressed += 1
+
+    # Monitoring alerts (Alertmanager's webhook) ------------------------------------------
+
+    def monitoring_payload(self, channel: str, alert: MonitoringAlert) -> dict[str, Any]:
+        if channel == "slack":
+            return monitoring_slack_message(alert)
+        if channel == "email":
+            return monitoring_email_message(alert, self.sender, self.recipients)
+        return monitoring_pagerduty_event(alert)
+
+    def route_monitoring(self, conn: psycopg.Connection, summary: DeliverySummary) -> bool:
+        """Record the deliveries of the next batch of monitoring alerts the webhook stored,
+        and mark them routed, in one transaction. True when there may be more."""
+        with conn.transaction():
+            rows = conn.execute(_MONITORING_SQL, (BATCH,)).fetchall()
+            if not rows:
+                return False
+            clock = conn.execute("select now()").fetchone()
+            assert clock is not None
+            for row in rows:
+                self._route_monitoring_one(conn, MonitoringAlert(*row[1:]), clock[0], summary)
+            conn.execute(
+                "update alerting.monitoring_alerts set routed_at = now() where id = any(%s)",
+                ([row[0] for row in rows],),
+            )
+        summary.monitoring_alerts += len(rows)
+        return len(rows) == BATCH
+
+    def _route_monitoring_one(
+        self,
+        conn: psycopg.Connection,
+        alert: MonitoringAlert,
+        now: datetime,
+        summary: DeliverySummary,
+    ) -> None:
+        """Every configured channel hears a monitoring alert; PagerDuty only pages critical
+        ones. Its end goes where its latest start was delivered."""
+        for channel in self.notifiers:
+            told = self._last_firing_delivered(conn, alert.alert_id, channel)
+            if alert.status == "resolved":
+                if not told:
+                    continue  # the channel never heard it start (held back, or not paged)
+            elif channel == "pagerduty" and not alert.pages:
+                continue
+            last = conn.execute(
+                "select max(coalesce(finished_at, created_at)) from alerting.deliveries"
+                " where created_at > %s::timestamptz - make_interval(secs => %s)"
+                " and channel = %s and alert_id = %s and kind = 'monitoring_firing'"
+                " and status = any(%s)",
+                (now, self._cooldown_lookback_s, channel, alert.alert_id, self.delivered),
+            ).fetchone()
+            held = held_by_cooldown(
+                pages=alert.pages,
+                ends_what_was_told=alert.status == "resolved" and told,
+                last_notified_at=last[0] if last else None,
+                now=now,
+                cooldown_s=self.cooldown_s,
+            )
+            status = "dry_run" if self.dry_run else "pending"
+            self._record(
+                conn,
+                summary,
+                {
+                    "seq": None,
+                    "alert_id": alert.alert_id,
+                    "kind": alert.kind,
+                    "channel": channel,
+                    "dedupe_key": alert.dedupe_key,
+                    "status": "suppressed_cooldown" if held else status,
+                    "payload": Jsonb(self.monitoring_payload(channel, alert)),
+                },
+            )
+
+    def _last_firing_delivered(self, conn: psycopg.Connection, alert_id: str, channel: str) -> bool:
+        row = conn.execute(
+            "select status from alerting.deliveries where alert_id = %s and channel = %s"
+            " and kind = 'monitoring_firing' order by delivery_id desc limit 1",
+            (alert_id, channel),
+        ).fetchone()
+        return row is not None and row[0] in self.delivered
 
     # The watchdog --------------------------------------------------------------------------
 
@@ -345,7 +453,9 @@ class Deliverer:
                 continue
             notifier = self.notifiers.get(channel)
             if notifier is None:
-                self._finish(conn, delivery_id, "failed", attempts, "channel not configured", None)
+                self._finish(
+                    conn, delivery_id, channel, "failed", attempts, "channel not configured", None
+                )
                 summary.failed += 1
                 continue
             attempts += 1
@@ -361,6 +471,7 @@ class Deliverer:
                     self._retry_at[delivery_id] = time.monotonic() + self.backoff_s(attempts)
                     blocked.add(key)
                     summary.retries += 1
+                    self.metrics.retries.labels(channel).inc()
                 else:
                     log.warning(
                         "delivery %d to %s failed after %d attempt(s): %s",
@@ -369,14 +480,18 @@ class Deliverer:
                         attempts,
                         exc,
                     )
-                    self._finish(conn, delivery_id, "failed", attempts, str(exc), exc.response_code)
+                    self._finish(
+                        conn, delivery_id, channel, "failed", attempts, str(exc), exc.response_code
+                    )
                     summary.failed += 1
             except Exception as exc:  # a bug must not wedge the queue on one row
                 log.exception("delivery %d to %s raised", delivery_id, channel)
-                self._finish(conn, delivery_id, "failed", attempts, repr(exc), None)
+                self._finish(conn, delivery_id, channel, "failed", attempts, repr(exc), None)
                 summary.failed += 1
             else:
-                self._finish(conn, delivery_id, "sent", attempts, sent.note, sent.response_code)
+                self._finish(
+                    conn, delivery_id, channel, "sent", attempts, sent.note, sent.response_code
+                )
                 summary.sent += 1
         for forgotten in set(self._retry_at) - pending_ids:
             del self._retry_at[forgotten]
@@ -385,6 +500,7 @@ class Deliverer:
         self,
         conn: psycopg.Connection,
         delivery_id: int,
+        channel: str,
         status: str,
         attempts: int,
         error: str | None,
@@ -397,6 +513,7 @@ class Deliverer:
             (status, attempts, error, code, delivery_id),
         )
         self._retry_at.pop(delivery_id, None)
+        self.metrics.finished.labels(channel, status).inc()
 
 
 def _try_lock(conn: psycopg.Connection) -> bool:
@@ -427,6 +544,8 @@ def deliver_pending(settings: Settings) -> DeliverySummary:
             deliverer.check_pipeline(conn, summary)
             while deliverer.route_new(conn, summary):
                 pass
+            while deliverer.route_monitoring(conn, summary):
+                pass
             while True:
                 deliverer.send_due(conn, summary)
                 wait = deliverer.next_retry_in()
@@ -444,13 +563,15 @@ def deliver_pending(settings: Settings) -> DeliverySummary:
         deliverer.close()
 
 
-def run_forever(settings: Settings, stop: threading.Event) -> None:
+def run_forever(
+    settings: Settings, stop: threading.Event, metrics: DeliveryMetrics | None = None
+) -> None:
     """Deliver and watch until ``stop`` is set; survives the ops database going away.
 
     Bad delivery settings raise ShopstreamError before anything runs. The watchdog's first
     check waits one freshness bound, so an engine catching up after a restart is not paged.
     """
-    deliverer = Deliverer(settings)
+    deliverer = Deliverer(settings, metrics)
     first_check = time.monotonic() + settings.alerts_freshness_bound_s
     delay = 1.0
     try:
@@ -487,7 +608,10 @@ def _serve(
                 next_check = time.monotonic() + WATCHDOG_EVERY_S
             while deliverer.route_new(conn, summary) and not stop.is_set():
                 pass
+            while deliverer.route_monitoring(conn, summary) and not stop.is_set():
+                pass
             deliverer.send_due(conn, summary)
+            deliverer.metrics.last_pass.set(time.time())
             retry = deliverer.next_retry_in()
             wait = min(POLL_S, next_check - time.monotonic(), POLL_S if retry is None else retry)
             for _ in listener.notifies(timeout=max(wait, 0.01), stop_after=1):

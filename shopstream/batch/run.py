@@ -25,13 +25,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from alerts.delivery.notices import send_notice
-from shopstream.batch import record, summary
+from shopstream.batch import metrics, record, summary
 from shopstream.batch.steps import StepResult
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
+from streams import lake
 
 STEPS = ("dbt", "quality", "reconcile", "notify")
 
@@ -138,6 +141,10 @@ def run_day(
             result = _timed(step, calls[step])
         report(_line(result))
         day.results.append(result)
+        metrics.push(settings, metrics.step_registry(result), {"step": step})
+        if step == "quality" and result.status != "skipped":
+            recent = metrics.recent_scores(_quality_scores(spark, settings, run_date))
+            metrics.push(settings, metrics.quality_registry(recent), {"group": "quality"})
         recorded.append(
             record.StepRow(
                 day.run_id, run_date, result, started_at, datetime.now(UTC).replace(tzinfo=None)
@@ -148,13 +155,34 @@ def run_day(
         result = _timed("notify", lambda: _notify(spark, settings, day, report))
         report(_line(result))
         day.results.append(result)
+        metrics.push(settings, metrics.step_registry(result), {"step": "notify"})
         recorded.append(
             record.StepRow(
                 day.run_id, run_date, result, started_at, datetime.now(UTC).replace(tzinfo=None)
             )
         )
     record.append(spark, settings, recorded, STEPS)
+    # The date's state, not this invocation's: a scheduler runs one step per task, and a
+    # notify-only task after a failed dbt task must still say the date failed.
+    current = list(record.latest(spark, settings, run_date).values()) or day.results
+    metrics.push(settings, metrics.run_registry(run_date, current), {"group": "run"})
     return day
+
+
+def _quality_scores(spark: SparkSession, settings: Settings, through: date) -> list[metrics.Score]:
+    """Every table's scores up to ``through`` (a few rows per day: tables x run dates)."""
+    path = lake.table_path(settings, "audit.quality_scores")
+    try:
+        rows = (
+            spark.read.format("delta")
+            .load(path)
+            .where(F.col("run_date") <= F.lit(through))
+            .select("run_date", "table_name", "score")
+            .collect()
+        )
+    except AnalysisException:  # the step failed before it wrote any score: nothing to push
+        return []
+    return [metrics.Score(r.run_date, r.table_name, r.score) for r in rows]
 
 
 def _line(result: StepResult) -> str:

@@ -9,14 +9,21 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from shopstream.commands._say import console, say
 from shopstream.errors import ShopstreamError
+from shopstream.observability import MetricsServer, PostRoute
 from shopstream.settings import Settings, get_settings
+from shopstream.stack.monitoring import WEBHOOK_PATH
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from alerts.metrics import DeliveryMetrics
 
 app = typer.Typer(no_args_is_help=True, help="Low-stock alerts: the live engine and delivery.")
 
@@ -35,6 +42,8 @@ def run(
 ) -> None:
     """Run the alert engine (and the deliverer) until SIGTERM/SIGINT."""
     from alerts.engine import MAX_BATCH, Engine, Progress
+    from alerts.delivery.channels import notifiers_from_settings
+    from alerts.metrics import DeliveryMetrics, engine_registry
     from alerts.store import ensure_ops_database
 
     settings = get_settings()
@@ -52,11 +61,17 @@ def run(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        # Each notification is logged once by the deliverer; not again per HTTP request.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     failures: list[BaseException] = []
     deliverer = None
+    servers = []
+    channels = notifiers_from_settings(settings) if deliver_forever is not None else {}
+    delivery_metrics = DeliveryMetrics(channels)
     if deliver_forever is not None:
-        deliverer = _start_deliverer(deliver_forever, settings, stop, failures)
+        servers.append(_deliverer_server(settings, delivery_metrics))
+        deliverer = _start_deliverer(deliver_forever, settings, stop, failures, delivery_metrics)
     last = {"records": 0, "at": time.monotonic()}
 
     def on_progress(p: Progress) -> None:
@@ -71,7 +86,7 @@ def run(
 
     say(
         f"alert engine: {settings.bootstrap_servers} -> "
-        f"{settings.pg_host}:{settings.pg_port}/{settings.ops_pg_database}"
+        f"{settings.ops_pg_host}:{settings.ops_pg_port}/{settings.ops_pg_database}"
         + ("" if deliver else " (delivery off)")
     )
     engine = Engine(
@@ -81,12 +96,26 @@ def run(
         progress_every_s=progress_every,
         max_batch=batch_size or MAX_BATCH,
     )
+    servers.append(
+        _serve_metrics(
+            settings,
+            "alerts-engine",
+            engine_registry(lambda: engine.progress),
+            settings.alerts_engine_metrics_port,
+        )
+    )
+    clean = False
     try:
         engine.run(stop)
+        clean = not failures
     finally:
         stop.set()
         if deliverer is not None:
             deliverer.join(timeout=30)
+        for server in servers:
+            # Stopped on purpose: Prometheus forgets these targets; a crash keeps them, so
+            # that the missing engine or deliverer pages.
+            server.stop(deliberate=clean)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     p = engine.progress
@@ -95,7 +124,32 @@ def run(
         raise ShopstreamError(f"the deliverer failed: {failures[0]}")
 
 
-def _deliverer() -> Callable[[Settings, threading.Event], None]:
+def _serve_metrics(
+    settings: Settings,
+    job: str,
+    registry: CollectorRegistry,
+    port: int,
+    posts: dict[str, PostRoute] | None = None,
+) -> MetricsServer:
+    server = MetricsServer(settings, job, registry, port, posts).start()
+    say(f"{job}: metrics at http://{settings.metrics_host}:{server.port}/metrics")
+    return server
+
+
+def _deliverer_server(settings: Settings, metrics: DeliveryMetrics) -> MetricsServer:
+    """The deliverer's /metrics, and Alertmanager's webhook into its queue."""
+    from alerts.delivery.monitoring import webhook
+
+    return _serve_metrics(
+        settings,
+        "alerts-deliverer",
+        metrics.registry,
+        settings.alerts_http_port,
+        {WEBHOOK_PATH: webhook(settings, metrics.received)},
+    )
+
+
+def _deliverer() -> Callable[[Settings, threading.Event, DeliveryMetrics], None]:
     try:
         from alerts.delivery.worker import run_forever
     except ImportError as exc:
@@ -113,14 +167,15 @@ def _check_delivery_config(settings: Settings) -> None:
 
 
 def _start_deliverer(
-    run_forever: Callable[[Settings, threading.Event], None],
+    run_forever: Callable[[Settings, threading.Event, DeliveryMetrics], None],
     settings: Settings,
     stop: threading.Event,
     failures: list[BaseException],
+    metrics: DeliveryMetrics,
 ) -> threading.Thread:
     def target() -> None:
         try:
-            run_forever(settings, stop)
+            run_forever(settings, stop, metrics)
         except BaseException as exc:
             # Without delivery the engine would run on silently: stop everything instead,
             # so a supervisor sees the failure and restarts the pair.

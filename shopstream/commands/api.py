@@ -10,6 +10,7 @@ import typer
 
 from shopstream.commands._say import say
 from shopstream.errors import ShopstreamError
+from shopstream.observability import register_target, unregister_target
 from shopstream.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="The low-stock alert API.")
@@ -67,6 +68,9 @@ def serve(
     keys = load_keys(settings)  # fail on malformed SHOPSTREAM_API_KEYS before anything starts
     ensure_ops_database(settings)
     sock = _bind(host, port)
+    # The local Prometheus scrapes /metrics (file service discovery); a crash keeps the
+    # target, so the missing API pages.
+    target = register_target(settings, "api", port)
     shown = f"[{host}]" if ":" in host else host
     say(f"API on http://{shown}:{port} ({workers} worker(s))")
     say(f"docs: http://{shown}:{port}/docs  (OpenAPI: /openapi.json)")
@@ -97,6 +101,7 @@ def serve(
                 raise ShopstreamError("the API did not start; see the log above", 3)
         else:
             Multiprocess(config, sockets=[sock]).run()
+        unregister_target(target)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -24,7 +24,7 @@ console = Console(highlight=False, width=shutil.get_terminal_size((150, 40)).col
 def up(
     no_migrate: bool = typer.Option(False, "--no-migrate", help="Skip the schema migrations."),
 ) -> None:
-    """Start PostgreSQL, Kafka and Kafka Connect, and wait until each one is healthy."""
+    """Start PostgreSQL, Kafka, Kafka Connect and the monitoring; wait until each is healthy."""
     settings = get_settings()
     stack = Stack.from_settings(settings)
     began = time.monotonic()

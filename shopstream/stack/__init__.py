@@ -1,8 +1,11 @@
-"""The embedded local stack: PostgreSQL 15, Kafka (KRaft) and Kafka Connect with Debezium.
+"""The embedded local stack: PostgreSQL 15 (the shop's server and shopstream's ops server),
+Kafka (KRaft), Kafka Connect with Debezium, and the monitoring (Prometheus, Pushgateway, the
+PostgreSQL exporter, Alertmanager).
 
-``up`` is idempotent: a service that already runs and answers is left alone. Services start
-in dependency order, but PostgreSQL and Kafka boot side by side because neither needs the
-other; Connect needs Kafka for its internal topics.
+``up`` is idempotent: a service that already runs and answers is left alone (the monitoring
+gets its config and rules rewritten and reloaded). Services start in dependency order, but
+PostgreSQL and Kafka boot side by side because neither needs the other; Connect needs Kafka
+for its internal topics; the monitoring starts while Connect does.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 from shopstream.stack.jobs import all_jobs
 from shopstream.stack.kafka import Connect, Kafka
-from shopstream.stack.postgres import Postgres
+from shopstream.stack.monitoring import Alertmanager, Prometheus, monitoring_services
+from shopstream.stack.postgres import OpsPostgres, Postgres
 from shopstream.stack.service import Service, ServiceStatus
 
 Report = Callable[[str], None]
@@ -29,16 +33,24 @@ def _quiet(_: str) -> None:
 @dataclass
 class Stack:
     postgres: Postgres
+    ops_postgres: OpsPostgres
     kafka: Kafka
     connect: Connect
+    monitoring: tuple[Service, ...]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stack:
-        return cls(Postgres(settings), Kafka(settings), Connect(settings))
+        return cls(
+            Postgres(settings),
+            OpsPostgres(settings),
+            Kafka(settings),
+            Connect(settings),
+            monitoring_services(settings),
+        )
 
     @property
     def services(self) -> tuple[Service, ...]:
-        return (self.postgres, self.kafka, self.connect)
+        return (self.postgres, self.ops_postgres, self.kafka, self.connect, *self.monitoring)
 
     def up(self, report: Report = _quiet, migrate: bool = True) -> dict[str, float]:
         """Start whatever is not running, wait for health; returns seconds to healthy."""
@@ -49,7 +61,7 @@ class Stack:
         for svc in self.services:
             svc.preflight()
         started = {}
-        for svc in (self.postgres, self.kafka):
+        for svc in (self.postgres, self.ops_postgres, self.kafka):
             started[svc.name] = svc.start()
             report(f"{svc.name}: {'starting' if started[svc.name] else 'already running'}")
 
@@ -60,6 +72,9 @@ class Stack:
             applied = migrate_database(self.postgres.settings)
             if applied:
                 report(f"postgres: applied migrations {', '.join(applied)}")
+        self.ops_postgres.wait_healthy()
+        timings["ops-postgres"] = time.monotonic() - began
+        report(f"ops-postgres: healthy at {self.ops_postgres.endpoint}")
 
         self.kafka.wait_healthy()
         timings["kafka"] = time.monotonic() - began
@@ -70,9 +85,19 @@ class Stack:
 
         started["connect"] = self.connect.start()
         report(f"connect: {'starting' if started['connect'] else 'already running'}")
+        for svc in self.monitoring:
+            if not svc.start():
+                # Running already: its config and rules may have changed with the settings.
+                svc.prepare()
+                if isinstance(svc, Prometheus | Alertmanager):
+                    svc.reload()
         self.connect.wait_healthy()
         timings["connect"] = time.monotonic() - began
         report(f"connect: healthy at {self.connect.endpoint} ({timings['connect']:.1f}s)")
+        for svc in self.monitoring:
+            svc.wait_healthy()
+            timings[svc.name] = time.monotonic() - began
+            report(f"{svc.name}: healthy at {svc.endpoint} ({timings[svc.name]:.1f}s)")
         return timings
 
     def down(self, report: Report = _quiet) -> None:

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 
 from shopstream.errors import ShopstreamError
 from shopstream.stack import process
+from shopstream.stack.monitoring import CONNECT_JMX_CONFIG, KAFKA_JMX_CONFIG
 from shopstream.stack.service import Service
 
 _PROVIDERS = "org.apache.kafka.common.config.provider"
@@ -72,6 +73,29 @@ class JvmService(Service):
         target.write_text(source.read_text())
         return target
 
+    #: The Prometheus JMX exporter agent's rules for this JVM's MBeans.
+    jmx_config: Path
+
+    @property
+    def metrics_port(self) -> int:
+        """Where the JMX exporter agent serves this JVM's /metrics (127.0.0.1 only)."""
+        raise NotImplementedError
+
+    def jmx_exporter(self) -> Path:
+        folder = self.settings.jvm_lib_dir / "agents"
+        found = sorted(folder.glob("jmx_prometheus_javaagent-*.jar"))
+        if not found:
+            raise ShopstreamError(
+                f"the Prometheus JMX exporter agent is missing from {folder}. "
+                "Resolve it with `make jars`."
+            )
+        return found[-1]
+
+    def java_agents(self) -> list[str]:
+        """The JMX exporter agent: the JVM's MBeans as Prometheus metrics."""
+        agent = f"{self.jmx_exporter()}=127.0.0.1:{self.metrics_port}:{self.jmx_config}"
+        return [f"-javaagent:{agent}"]
+
     def jvm_argv(self, *args: str) -> list[str]:
         return [
             self.java(),
@@ -82,6 +106,7 @@ class JvmService(Service):
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j_config()}",
+            *self.java_agents(),
             self.marker,
             "-cp",
             f"{self.lib_dir}/*",
@@ -108,7 +133,14 @@ class Kafka(JvmService):
 
     @property
     def ports(self) -> tuple[int, ...]:
-        return (self.settings.kafka_port, self.settings.kafka_controller_port)
+        s = self.settings
+        return (s.kafka_port, s.kafka_controller_port, s.kafka_metrics_port)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.kafka_metrics_port
+
+    jmx_config = KAFKA_JMX_CONFIG
 
     @property
     def endpoint(self) -> str:
@@ -161,6 +193,7 @@ class Kafka(JvmService):
     def check_prerequisites(self) -> None:
         self.java()
         self.check_jars()
+        self.jmx_exporter()
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -249,6 +282,16 @@ class Connect(JvmService):
     def plugin_dir(self) -> Path:
         return self.settings.jvm_lib_dir / "plugins"
 
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.settings.connect_metrics_port)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.connect_metrics_port
+
+    jmx_config = CONNECT_JMX_CONFIG
+
     def worker_properties(self) -> dict[str, str]:
         s = self.settings
         return {
@@ -285,6 +328,7 @@ class Connect(JvmService):
     def check_prerequisites(self) -> None:
         self.java()
         self.check_jars()
+        self.jmx_exporter()
         if not any(self.plugin_dir.glob("debezium-postgres/debezium-connector-postgres-*.jar")):
             raise ShopstreamError(
                 f"the Debezium PostgreSQL plugin is missing from {self.plugin_dir}. "

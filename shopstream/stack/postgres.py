@@ -43,6 +43,8 @@ def find_pg_bin(configured: Path | None) -> Path:
 
 
 class Postgres(Service):
+    """The shop's database server: logical decoding on, for Debezium."""
+
     name = "postgres"
     stop_signal = signal.SIGINT  # PostgreSQL's "fast" shutdown: rolls back, checkpoints
 
@@ -53,6 +55,19 @@ class Postgres(Service):
     @property
     def port(self) -> int:
         return self.settings.pg_port
+
+    @property
+    def user(self) -> str:
+        return self.settings.pg_user
+
+    @property
+    def password(self) -> str:
+        return self.settings.pg_password.get_secret_value()
+
+    @property
+    def database(self) -> str:
+        """The database ``up`` creates and the health check connects to."""
+        return self.settings.pg_database
 
     @property
     def data_dir(self) -> Path:
@@ -68,8 +83,7 @@ class Postgres(Service):
 
     @property
     def endpoint(self) -> str:
-        s = self.settings
-        return f"postgresql://{s.pg_user}@{s.pg_host}:{s.pg_port}/{s.pg_database}"
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
     @property
     def port_setting(self) -> str:
@@ -134,7 +148,7 @@ class Postgres(Service):
             shutil.rmtree(self.data_dir)  # a half-made cluster from an interrupted init
         self._chown_tree(self.home)
         pwfile = self.home / ".initdb-pw"
-        pwfile.write_text(self.settings.pg_password.get_secret_value() + "\n")
+        pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)
         self._chown_tree(self.home)
         user, group, extra_groups = self._run_as()
@@ -145,7 +159,7 @@ class Postgres(Service):
                     "-D",
                     str(self.data_dir),
                     "-U",
-                    self.settings.pg_user,
+                    self.user,
                     f"--pwfile={pwfile}",
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
@@ -169,17 +183,23 @@ class Postgres(Service):
             hba.write("host replication all 127.0.0.1/32 scram-sha-256\n")
             hba.write("host replication all ::1/128 scram-sha-256\n")
 
-    def server_options(self) -> list[str]:
+    def role_options(self) -> dict[str, str]:
+        """What this server's role needs: for the shop's, logical decoding."""
         s = self.settings
-        opts = {
-            "port": str(s.pg_port),
-            "listen_addresses": s.pg_host,
-            "unix_socket_directories": str(self.socket_dir),
+        return {
             "shared_buffers": s.pg_shared_buffers,
             "wal_level": "logical",
             "max_replication_slots": str(s.pg_max_replication_slots),
             "max_wal_senders": str(s.pg_max_wal_senders),
             "max_slot_wal_keep_size": s.pg_max_slot_wal_keep_size,
+        }
+
+    def server_options(self) -> list[str]:
+        opts = {
+            "port": str(self.port),
+            "listen_addresses": self.host,
+            "unix_socket_directories": str(self.socket_dir),
+            **self.role_options(),
             "timezone": "UTC",
             "log_timezone": "UTC",
             "logging_collector": "off",
@@ -215,35 +235,32 @@ class Postgres(Service):
         return proc.pid
 
     def _connect(self, dbname: str) -> psycopg.Connection[tuple[object, ...]]:
-        s = self.settings
         return psycopg.connect(
-            host=s.pg_host,
-            port=s.pg_port,
+            host=self.host,
+            port=self.port,
             dbname=dbname,
-            user=s.pg_user,
-            password=s.pg_password.get_secret_value(),
+            user=self.user,
+            password=self.password,
             connect_timeout=2,
             autocommit=True,
         )
 
     def healthy(self) -> bool:
         try:
-            with self._connect(self.settings.pg_database) as conn:
+            with self._connect(self.database) as conn:
                 return conn.execute("select 1").fetchone() == (1,)
         except psycopg.OperationalError:
             return False
 
     def ensure_database(self) -> bool:
-        """Create the shop database once the server answers; True if it was created."""
+        """Create the database once the server answers; True if it was created."""
         with self._connect("postgres") as conn:
             exists = conn.execute(
-                "select 1 from pg_database where datname = %s", (self.settings.pg_database,)
+                "select 1 from pg_database where datname = %s", (self.database,)
             ).fetchone()
             if exists:
                 return False
-            conn.execute(
-                sql.SQL("create database {}").format(sql.Identifier(self.settings.pg_database))
-            )
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.database)))
             return True
 
     def server_answers(self) -> bool:
@@ -263,3 +280,38 @@ class Postgres(Service):
         )
         self.ensure_database()
         return took
+
+
+class OpsPostgres(Postgres):
+    """shopstream's own ops database server (alert state, deliveries), apart from the shop's:
+    when the shop's database is down, the page saying so still has somewhere to queue."""
+
+    name = "ops-postgres"
+
+    @property
+    def host(self) -> str:
+        return self.settings.ops_pg_host
+
+    @property
+    def port(self) -> int:
+        return self.settings.ops_pg_port
+
+    @property
+    def user(self) -> str:
+        return self.settings.ops_pg_user
+
+    @property
+    def password(self) -> str:
+        return self.settings.ops_pg_password.get_secret_value()
+
+    @property
+    def database(self) -> str:
+        return self.settings.ops_pg_database
+
+    @property
+    def port_setting(self) -> str:
+        return "SHOPSTREAM_OPS_PG_PORT"
+
+    def role_options(self) -> dict[str, str]:
+        # Small and plain: no logical decoding, no replication slots.
+        return {"shared_buffers": "64MB", "wal_level": "replica"}

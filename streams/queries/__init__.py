@@ -17,9 +17,17 @@ from streams.lake_rs import Written
 
 @dataclass
 class Writes:
-    """The tables one batch wrote, or skipped because they already had the batch."""
+    """What one batch did: the records it read and quarantined, and the tables it wrote (or
+    skipped because they already had the batch)."""
 
     written: list[Written] = field(default_factory=list)
+    records: int = 0
+    rejected: int = 0
+
+    @property
+    def rows_by_table(self) -> dict[str, int]:
+        """Rows written per table (a skipped table wrote none)."""
+        return {w.table: w.rows for w in self.written if not w.skipped}
 
     @property
     def skipped(self) -> list[str]:

@@ -64,9 +64,7 @@ WRITES = (
 class BatchResult(Writes):
     """What one batch did: records read, changes and rejects per table, writes."""
 
-    records: int = 0
     changes: dict[str, int] = field(default_factory=dict)
-    rejected: int = 0
 
 
 def stock_keys_of_products(lake: Lake, product_ids: set[int]) -> set[Key]:

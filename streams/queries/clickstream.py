@@ -71,10 +71,8 @@ class State:
 class BatchResult(Writes):
     """What one batch did: records read, events stored, late events, rejects, writes."""
 
-    records: int = 0
     events: int = 0
     late: int = 0
-    rejected: int = 0
 
 
 def _of_batch(records: pl.DataFrame) -> pc.Expression:

@@ -17,16 +17,27 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from shopstream.observability import prune_targets
 from shopstream.settings import Settings
 from tests.integration.oracle import expected_transitions
 from tests.integration.pipeline import AlertOracle, Pipeline, run_pipeline
+
+
+@pytest.fixture(autouse=True)
+def _forget_dead_targets() -> Iterator[None]:
+    """A process a test killed on purpose stays registered (so that it pages in production);
+    forget it afterwards, so that the next test's Prometheus does not page for it."""
+    yield
+    prune_targets(Settings())
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +63,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    #: When it arrived (time.monotonic()).
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -79,8 +92,9 @@ class HttpReceiver:
         return 202 if path.endswith("/enqueue") else 200
 
 
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
+@contextmanager
+def running_receiver() -> Iterator[HttpReceiver]:
+    """An ``HttpReceiver`` serving on a free port of 127.0.0.1 until the block ends."""
     receiver: HttpReceiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -107,6 +121,14 @@ def http_receiver() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver(server)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    with running_receiver() as receiver:
+        yield receiver

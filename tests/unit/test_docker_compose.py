@@ -1135,3 +1135,21 @@ def test_interpolation_follows_compose() -> None:
         "log.dirs": "/d",
         "a_b-c": "1",
     }
+
+
+def test_the_ops_database_is_a_postgres_server_of_its_own(compose: Compose) -> None:
+    """Alert state lives apart from the shop: a page about the shop's PostgreSQL must be
+    queued on a server that is still up."""
+    svcs = services(compose)
+    env = env_of(svcs["alerts"])
+    host = literal(env[f"{PREFIX}OPS_PG_HOST"])
+    ops = svcs[host]
+    ops_env = env_of(ops)
+
+    assert host != literal(env[f"{PREFIX}PG_HOST"])
+    assert image_parts(str(ops["image"]))[0].endswith("postgres")
+    assert literal(ops_env["POSTGRES_DB"]) == literal(env[f"{PREFIX}OPS_PG_DATABASE"])
+    assert literal(ops_env["POSTGRES_USER"]) == literal(env[f"{PREFIX}OPS_PG_USER"])
+    assert ops_env["POSTGRES_PASSWORD"] == env[f"{PREFIX}OPS_PG_PASSWORD"]
+    assert "ops-postgres" in svcs["alerts"]["depends_on"]
+    assert "ops-postgres" in svcs["api"]["depends_on"]

@@ -46,7 +46,7 @@ def test_concurrent_starts_race_to_create_the_database_and_all_succeed(stack: Se
         with connect(settings) as conn:
             assert conn.execute("select count(*) from alerting.alerts").fetchone() == (0,)
     finally:
-        with psycopg.connect(stack.pg_conninfo, autocommit=True) as conn:
+        with psycopg.connect(stack.ops_server_conninfo("postgres"), autocommit=True) as conn:
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
             )
