@@ -53,7 +53,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 PRODUCTS = cdc_topic("products")
 #: How long the generator keeps the shop busy; the snapshot is requested a few seconds in.
-LIVE_S = 30
+LIVE_S = 20
 
 
 def _events(records: list[Record]) -> list[tuple[Record, dict[str, Any]]]:
