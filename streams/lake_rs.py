@@ -256,6 +256,35 @@ class Lake:
         assert isinstance(frame, pl.DataFrame)
         return frame
 
+    def read_before(
+        self,
+        name: str,
+        app_id: str,
+        batch_id: int,
+        columns: Sequence[str] | None = None,
+        where: pc.Expression | None = None,
+    ) -> pl.DataFrame:
+        """Rows of ``name`` as they were before ``app_id`` committed batch ``batch_id``.
+
+        The cached version when the batch has not committed here; otherwise the newest
+        version without its app transaction (found by walking back from the cached version:
+        only a replayed batch pays for it, and its commit is among the last few).
+        """
+        if not self.done(name, app_id, batch_id):
+            return self.read(name, columns, where)
+        version = self.table(name).version()
+        while version > 0:
+            version -= 1
+            older = DeltaTable(self.uri(name), version=version, storage_options=self.options)
+            committed = older.transaction_version(app_id)
+            if committed is None or committed < batch_id:
+                dataset = older.to_pyarrow_dataset(schema=lake.table_def(name).arrow_schema())
+                data = dataset.to_table(columns=list(columns) if columns else None, filter=where)
+                frame = pl.from_arrow(data)
+                assert isinstance(frame, pl.DataFrame)
+                return frame
+        return empty_frame(name).select(list(columns) if columns else pl.all())
+
     # Writes ---------------------------------------------------------------------------------
 
     def done(self, name: str, app_id: str, batch_id: int) -> bool:

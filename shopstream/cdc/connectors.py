@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from psycopg import sql
 
 from shopstream.errors import ShopstreamError
 from shopstream.settings import PROJECT_ROOT, Settings
+from shopstream.topics import CDC_CONTROL_TABLES
 
 CONNECTORS_DIR = PROJECT_ROOT / "connectors"
 _SECRET_KEY = re.compile(r"(password|secret|credential|token|sasl\.jaas)", re.IGNORECASE)
@@ -265,3 +267,93 @@ def drop_slot(
                 sql.SQL("drop publication if exists {}").format(sql.Identifier(publication))
             )
     return dropped
+
+
+# --- incremental snapshots -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    """An ``execute-snapshot`` signal written for one connector."""
+
+    connector: str
+    signal_id: str
+    collections: tuple[str, ...]
+    chunk_size: str
+
+
+def _captured(spec: ConnectorSpec) -> list[str]:
+    """The data tables a connector captures (``schema.table``), its bookkeeping tables left out."""
+    tables = [t.strip() for t in spec.config.get("table.include.list", "").split(",")]
+    return [t for t in tables if t and t.rsplit(".", 1)[-1] not in CDC_CONTROL_TABLES]
+
+
+def snapshot_target(
+    tables: Sequence[str], specs: Sequence[ConnectorSpec]
+) -> tuple[ConnectorSpec, tuple[str, ...]]:
+    """The connector that captures ``tables`` (``shop.products``, or ``products``) and reads
+    signals, and the tables as Debezium names them. Pure.
+
+    Raises ``ShopstreamError`` (exit code 2) for an unknown table, before anything is written.
+    """
+    if not tables:
+        raise ShopstreamError("name a table to snapshot: --table shop.products", exit_code=2)
+    signalled = [s for s in specs if s.config.get("signal.data.collection")]
+    known = {t: s for s in signalled for t in _captured(s)}
+    wanted: list[str] = []
+    for table in tables:
+        name = table.strip()
+        if "." not in name:
+            name = next((t for t in known if t.rsplit(".", 1)[-1] == name), name)
+        if name not in known:
+            raise ShopstreamError(
+                f"unknown table {table!r}: the connectors capture {', '.join(sorted(known))}",
+                exit_code=2,
+            )
+        if name not in wanted:
+            wanted.append(name)
+    owners = {known[t].name for t in wanted}
+    if len(owners) > 1:
+        raise ShopstreamError(
+            f"{', '.join(wanted)} belong to different connectors ({', '.join(sorted(owners))}):"
+            " snapshot them one connector at a time",
+            exit_code=2,
+        )
+    return known[wanted[0]], tuple(wanted)
+
+
+def request_snapshot(
+    settings: Settings, tables: Sequence[str], folder: Path = CONNECTORS_DIR
+) -> SnapshotRequest:
+    """Ask Debezium for an incremental snapshot of ``tables`` while it keeps streaming.
+
+    The signal is a row in the connector's ``signal.data.collection``: the connector reads
+    it from the WAL like any change, so it needs no restart, and a signal written while the
+    connector is down waits in the slot until it runs again. The rows come back as ``op=r``
+    events among the live changes, one chunk (``incremental.snapshot.chunk.size``) at a time.
+    """
+    spec, collections = snapshot_target(tables, load_connectors(folder))
+    signal_table = spec.config["signal.data.collection"]
+    schema, _, table = signal_table.rpartition(".")
+    # The signal table's id is varchar(42), Debezium's own shape.
+    signal_id = f"snapshot-{uuid.uuid4().hex}"
+    payload = json.dumps({"data-collections": list(collections), "type": "incremental"})
+    try:
+        with psycopg.connect(settings.pg_conninfo, connect_timeout=5, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("insert into {} (id, type, data) values (%s, %s, %s)").format(
+                    sql.Identifier(schema, table) if schema else sql.Identifier(table)
+                ),
+                (signal_id, "execute-snapshot", payload),
+            )
+    except psycopg.OperationalError as exc:
+        raise ShopstreamError(
+            f"PostgreSQL is not reachable at {settings.pg_host}:{settings.pg_port}: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from exc
+    return SnapshotRequest(
+        spec.name,
+        signal_id,
+        collections,
+        spec.config.get("incremental.snapshot.chunk.size", "1024"),
+    )

@@ -3,7 +3,8 @@
 Grain: one Kafka message per non-blank line. Lines are sent exactly as stored, without the
 line ending: a malformed line must still reach the topic, so that the stream's quarantine
 sees it just as it would in production. A line that parses as a JSON object with a
-``session_id`` is keyed by it, as the live producer does; any other line gets no key.
+``session_id`` is keyed by it, as the live producer does; any other line gets no key, and
+the caller hears of it (file, line number, why) so that a bad file is not replayed unnoticed.
 
 Sources are a local file or folder (searched recursively, hidden entries skipped) or an
 ``s3://bucket/prefix`` URL (the ``s3`` extra). Files named ``*.jsonl`` or ``*.json``,
@@ -50,11 +51,17 @@ class RawSink(Protocol):
 
 @dataclass(frozen=True)
 class S3Options:
-    """Where and as whom to read ``s3://`` sources; None means boto3's own defaults."""
+    """Where and as whom to read ``s3://`` sources; None means boto3's own defaults.
+
+    The command fills it from the lake's S3 settings (``SHOPSTREAM_S3_*``): one place for
+    the endpoint and credentials.
+    """
 
     endpoint_url: str | None = None
     access_key: str | None = None
     secret_key: str | None = None
+    region: str | None = None
+    path_style: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,7 @@ def _s3_sources(url: str, options: S3Options) -> list[ReplaySource]:
         raise ShopstreamError(f"bad S3 URL {url!r}: no bucket (s3://bucket/prefix)", exit_code=2)
     try:
         import boto3
+        from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         raise ShopstreamError(
@@ -147,6 +155,8 @@ def _s3_sources(url: str, options: S3Options) -> list[ReplaySource]:
         endpoint_url=options.endpoint_url or None,
         aws_access_key_id=options.access_key or None,
         aws_secret_access_key=options.secret_key or None,
+        region_name=options.region or None,
+        config=Config(s3={"addressing_style": "path" if options.path_style else "auto"}),
     )
     single_object = is_replayable(prefix)
     if prefix and not single_object and not prefix.endswith("/"):
@@ -170,11 +180,19 @@ def _s3_sources(url: str, options: S3Options) -> list[ReplaySource]:
                 )
     except (BotoCoreError, ClientError) as exc:
         raise ShopstreamError(f"cannot list {url}: {exc}") from None
+    if single_object and not sources:
+        raise ShopstreamError(f"no such S3 object: {url}", exit_code=2)
     return sorted(sources, key=lambda s: s.name)
 
 
 def _open_s3_object(client: Any, bucket: str, key: str) -> Any:
-    return client.get_object(Bucket=bucket, Key=key)["Body"]
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"]
+    except (BotoCoreError, ClientError) as exc:
+        # Listed a moment ago, gone or unreadable now.
+        raise ShopstreamError(f"cannot read s3://{bucket}/{key}: {exc}") from None
 
 
 class _CountingReader:
@@ -203,6 +221,14 @@ def read_lines(
     Only ``\\n`` ends a line (plus a ``\\r`` before it), so bytes that are not valid UTF-8
     pass through untouched. ``on_bytes(n)`` is told about each read of the stored file.
     """
+    for _, line in numbered_lines(source, on_bytes):
+        yield line
+
+
+def numbered_lines(
+    source: ReplaySource, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """:func:`read_lines` with each line's number in its file (1-based, blank lines counted)."""
     raw = source.opener()
     try:
         counted = _CountingReader(raw, on_bytes)
@@ -210,39 +236,49 @@ def read_lines(
             gzip.GzipFile(fileobj=counted, mode="rb") if source.is_gzipped else counted
         )
         pending = b""
+        number = 0
         try:
             while chunk := stream.read(_CHUNK):
                 lines = (pending + chunk).split(b"\n")
                 pending = lines.pop()
                 for line in lines:
+                    number += 1
                     if line.endswith(b"\r"):
                         line = line[:-1]
                     if line and not line.isspace():
-                        yield line
+                        yield number, line
         except (OSError, EOFError, zlib.error) as exc:
             raise ShopstreamError(f"cannot read {source.name}: {exc}") from None
         if pending.endswith(b"\r"):
             pending = pending[:-1]
         if pending and not pending.isspace():
-            yield pending
+            yield number + 1, pending
     finally:
         raw.close()
 
 
-def session_key(line: bytes) -> bytes | None:
-    """The Kafka key for a line: its ``session_id`` when it parses as a JSON object, else None."""
+def keyed(line: bytes) -> tuple[bytes | None, str]:
+    """The Kafka key for a line and, when there is none, why: ``(key, "")`` or
+    ``(None, reason)``. The key is the ``session_id`` of a line that parses as a JSON object."""
     try:
         obj = json.loads(line)
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
     except (ValueError, RecursionError):
-        return None
+        return None, "not JSON"
     if not isinstance(obj, dict):
-        return None
+        return None, "not a JSON object"
     session_id = obj.get("session_id")
     if isinstance(session_id, str) and session_id:
-        return session_id.encode()
+        return session_id.encode(), ""
     if isinstance(session_id, int) and not isinstance(session_id, bool):
-        return str(session_id).encode()
-    return None
+        return str(session_id).encode(), ""
+    return None, "no session_id"
+
+
+def session_key(line: bytes) -> bytes | None:
+    """The Kafka key for a line: its ``session_id`` when it parses as a JSON object, else None."""
+    return keyed(line)[0]
 
 
 def replay(
@@ -252,11 +288,14 @@ def replay(
     rate: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     flush_timeout: float = 30.0,
+    on_unkeyed: Callable[[str, int, str], None] | None = None,
 ) -> ReplayResult:
     """Send every line of ``sources`` in order; ``rate`` caps lines per second.
 
     ``progress(bytes_read, lines_sent)`` is called every few thousand lines and after each
-    file. Failed deliveries are counted in the result, not raised: the caller decides.
+    file; ``on_unkeyed(source, line_number, reason)`` for each line sent without a key (the
+    line still goes: the stream's quarantine is where a bad event belongs). Failed
+    deliveries are counted in the result, not raised: the caller decides.
     """
     if rate is not None and rate <= 0:
         raise ShopstreamError(f"--rate must be positive, got {rate:g}", exit_code=2)
@@ -268,15 +307,17 @@ def replay(
         bytes_read += n
 
     for source in sources:
-        for line in read_lines(source, count):
+        for number, line in numbered_lines(source, count):
             if rate is not None:
                 # Pace against the start, not the previous line, so sleeps don't drift.
                 ahead = started + lines / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-            key = session_key(line)
+            key, why = keyed(line)
             if key is None:
                 unkeyed += 1
+                if on_unkeyed is not None:
+                    on_unkeyed(source.name, number, why)
             producer.send_raw(line, key)
             lines += 1
             if progress is not None and lines % 2000 == 0:

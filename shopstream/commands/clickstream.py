@@ -27,6 +27,9 @@ app = typer.Typer(
     help="The web clickstream topic: replay JSON-lines files into it, tail it, write samples.",
 )
 _out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False)
+#: Lines without a key named one by one before the rest are only counted.
+UNKEYED_SHOWN = 20
 
 
 @app.command()
@@ -60,9 +63,23 @@ def replay(
             endpoint_url=settings.s3_endpoint or None,
             access_key=settings.s3_access_key.get_secret_value() or None,
             secret_key=settings.s3_secret_key.get_secret_value() or None,
+            region=settings.s3_region or None,
+            path_style=settings.s3_path_style_access,
         ),
     )
     total = sum(s.size for s in sources)
+    unkeyed = 0
+
+    def report(source: str, number: int, why: str) -> None:
+        nonlocal unkeyed
+        unkeyed += 1
+        if unkeyed <= UNKEYED_SHOWN:
+            _err.print(
+                f"warning: {source} line {number}: {why}; sent as-is without a key",
+                markup=False,
+                soft_wrap=True,
+            )
+
     with (
         ClickstreamProducer(settings.bootstrap_servers, topic) as producer,
         Progress(
@@ -83,8 +100,14 @@ def replay(
             rate=rate,
             progress=lambda done, lines: bar.update(task, completed=done, lines=lines),
             flush_timeout=timeout,
+            on_unkeyed=report,
         )
     stats = result.stats
+    if unkeyed > UNKEYED_SHOWN:
+        _err.print(
+            f"warning: {unkeyed - UNKEYED_SHOWN:,} more lines without a key not shown",
+            soft_wrap=True,
+        )
     _out.print(
         f"replayed {result.lines:,} lines from {result.files} file(s) to {topic} in "
         f"{result.elapsed_s:.1f}s ({result.lines_per_s:,.0f} lines/s): "

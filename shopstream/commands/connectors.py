@@ -13,6 +13,7 @@ from shopstream.cdc.connectors import (
     drop_slot,
     load_connectors,
     replication_slots,
+    request_snapshot,
 )
 from shopstream.commands._say import say
 from shopstream.settings import get_settings
@@ -67,6 +68,24 @@ def status() -> None:
     console.print(slots)
     if not healthy:
         raise typer.Exit(1)
+
+
+@app.command("snapshot")
+def snapshot(
+    tables: list[str] = typer.Option(
+        ..., "--table", "-t", help="A captured table, e.g. shop.products (repeat for more)."
+    ),
+) -> None:
+    """Re-read tables with an incremental snapshot while the connector keeps streaming."""
+    request = request_snapshot(get_settings(), tables)
+    say(
+        f"{request.connector}: incremental snapshot of {', '.join(request.collections)} "
+        f"requested (signal {request.signal_id})"
+    )
+    say(
+        f"rows arrive as op=r events among the live changes, {request.chunk_size} per chunk; "
+        "silver takes each one only where it differs from what silver holds"
+    )
 
 
 @app.command("delete")

@@ -104,7 +104,8 @@ def process(
         for table in SILVER:
             mine = frame.filter(pl.col("topic") == table.topic)
             if not mine.is_empty():
-                parts.append(cdc.split(mine, table, now))
+                part = cdc.split(mine, table, now)
+                parts.append(cdc.resolve_reads(lake, part, NAME, batch_id))
     rejected = pl.concat([p.rejected for p in parts]) if parts else None
     if rejected is not None and not rejected.is_empty():
         result.rejected = rejected.height

@@ -15,6 +15,17 @@ PostgreSQL LSNs (two transactions cannot change one row concurrently), so
 
 Deletes leave a key-only tombstone (``is_deleted``) so an older change can never resurrect
 the row; a later re-insert of the same key has a higher LSN and wins.
+
+An incremental snapshot (``shopstream connectors snapshot``) re-reads rows with a SELECT while
+the log keeps flowing, so its reads carry no LSN of their own. Debezium emits each one at its
+place in the log: after every change its values include, before every change they do not
+(changes made while its chunk was read drop the read instead). Silver places a read there
+(:func:`place_reads`): it follows the key's latest change before it, in its batch or in
+silver, and takes that change's LSN + 1, a position no later change of the key can have (a
+WAL record is longer than one byte). A read that agrees with what it follows changes nothing:
+it adds no SCD2 version and no write. One that disagrees repairs the row (changes that never
+reached the log, after a replication slot was dropped); one of a key silver never saw fills it
+in at LSN 0, before every change of the key.
 """
 
 from __future__ import annotations
@@ -96,7 +107,7 @@ class CdcTable:
         with the column named instead of failing the batch.
         """
         image = pl.Struct({name: pl.String for name in self.columns})
-        source = pl.Struct({"lsn": pl.String, "ts_ms": pl.String})
+        source = pl.Struct({"lsn": pl.String, "ts_ms": pl.String, "snapshot": pl.String})
         return pl.Struct({"before": image, "after": image, "source": source, "op": pl.String})
 
 
@@ -244,9 +255,15 @@ def parse(records: pl.DataFrame, table: CdcTable) -> pl.DataFrame:
         .otherwise(pl.col("e").struct.field("after"))
     )
     source = pl.col("e").struct.field("source")
+    # An incremental snapshot's read has no LSN: place_reads gives it one from its batch.
+    is_reread = (op == "r") & (source.struct.field("snapshot") == "incremental")
     frame = frame.with_columns(
         op.alias("op"),
-        source.struct.field("lsn").cast(pl.Int64, strict=False).alias("cdc_lsn"),
+        pl.when(is_reread.fill_null(False))
+        .then(None)
+        .otherwise(source.struct.field("lsn").cast(pl.Int64, strict=False))
+        .alias("cdc_lsn"),
+        is_reread.fill_null(False).alias("_is_reread"),
         source.struct.field("ts_ms").cast(pl.Int64, strict=False).alias("_ts_ms"),
         image.alias("_image"),
     )
@@ -272,7 +289,11 @@ def parse(records: pl.DataFrame, table: CdcTable) -> pl.DataFrame:
         ),
         (op.is_null(), pl.lit("missing_op"), pl.lit("no op in the envelope")),
         (~op.is_in(OPS), pl.lit("unknown_op"), pl.lit("op=") + op),
-        (pl.col("cdc_lsn").is_null(), pl.lit("missing_lsn"), pl.lit("no source.lsn")),
+        (
+            pl.col("cdc_lsn").is_null() & ~pl.col("_is_reread"),
+            pl.lit("missing_lsn"),
+            pl.lit("no source.lsn"),
+        ),
         (
             pl.col("_image").is_null(),
             pl.lit("missing_image"),
@@ -319,7 +340,8 @@ def changes(parsed: pl.DataFrame, table: CdcTable) -> pl.DataFrame:
     """The records that broke no rule, as typed changes. Pure.
 
     Columns: the table's, then ``op``, ``cdc_lsn``, ``cdc_offset``, ``cdc_committed_at``,
-    ``is_deleted`` and the ``<name>_before`` columns the table asks for.
+    ``is_deleted`` and the ``<name>_before`` columns the table asks for. ``cdc_lsn`` is null
+    for an incremental snapshot's read until :func:`place_reads` places it.
     """
     good = parsed.filter(pl.col("rule").is_null())
     is_delete = pl.col("op") == "d"
@@ -347,6 +369,60 @@ def latest_per_key(typed_changes: pl.DataFrame, keys: tuple[str, ...]) -> pl.Dat
     return typed_changes.sort("cdc_lsn", "cdc_offset").unique(
         subset=list(keys), keep="last", maintain_order=True
     )
+
+
+def place_reads(
+    typed_changes: pl.DataFrame, current: pl.DataFrame, table: CdcTable
+) -> pl.DataFrame:
+    """Give each incremental snapshot read (null ``cdc_lsn``) its place among the changes of
+    its key, or drop it when it changes nothing. Pure.
+
+    ``current`` holds silver's rows (keys, columns, ``cdc_lsn``, ``is_deleted``) of the
+    reads' keys as they were before the batch. A key's events share a Kafka partition, so
+    their offsets give their order in the log. A read is dropped when a change of its key
+    follows it in the batch (that change is newer, whatever its LSN) or another read of the
+    key does. Otherwise every change of its key in the batch precedes it, so it follows the
+    latest of them, or else silver's row: equal values (and not deleted) drop it, different
+    ones give it that LSN + 1, and with nothing to follow it gets LSN 0.
+    """
+    is_read = pl.col("cdc_lsn").is_null()
+    if typed_changes.is_empty() or not typed_changes.select(is_read.any()).item():
+        return typed_changes
+    keys = list(table.keys)
+    columns = list(table.columns)
+    streamed = typed_changes.filter(~is_read)
+    reads = (
+        typed_changes.filter(is_read)
+        .sort("cdc_offset")
+        .unique(subset=keys, keep="last", maintain_order=True)
+    )
+    last_change = streamed.group_by(keys).agg(pl.col("cdc_offset").max().alias("_changed_at"))
+    reads = (
+        reads.join(last_change, on=keys, how="left", nulls_equal=True)
+        .filter(pl.col("_changed_at").is_null() | (pl.col("_changed_at") < pl.col("cdc_offset")))
+        .drop("_changed_at")
+    )
+    in_batch = latest_per_key(streamed, table.keys).select(*columns, "cdc_lsn", "is_deleted")
+    before = current.select(*columns, "cdc_lsn", "is_deleted").join(
+        in_batch.select(keys), on=keys, how="anti", nulls_equal=True
+    )
+    prior = pl.concat([in_batch, before.cast(in_batch.schema)]).rename(
+        {c: f"_prior_{c}" for c in [*columns, "cdc_lsn", "is_deleted"] if c not in keys}
+    )
+    placed = reads.join(prior, on=keys, how="left", nulls_equal=True)
+    same = pl.lit(True)
+    for column in columns:
+        if column not in keys:
+            same = same & pl.col(column).eq_missing(pl.col(f"_prior_{column}"))
+    agrees = pl.col("_prior_cdc_lsn").is_not_null() & ~pl.col("_prior_is_deleted") & same
+    placed = placed.filter(~agrees).with_columns(
+        pl.when(pl.col("_prior_cdc_lsn").is_null())
+        .then(0)
+        .otherwise(pl.col("_prior_cdc_lsn") + 1)
+        .cast(pl.Int64)
+        .alias("cdc_lsn")
+    )
+    return pl.concat([streamed, placed.select(typed_changes.columns)])
 
 
 def current_rows(latest: pl.DataFrame, table: CdcTable) -> pl.DataFrame:
@@ -494,6 +570,24 @@ def split(records: pl.DataFrame, table: CdcTable, now: datetime) -> TableBatch:
     return TableBatch(
         table, changes(parsed, table), quarantine_rows(parsed, table.qualified_name, now)
     )
+
+
+def resolve_reads(lake_: Lake, part: TableBatch, app_id: str, batch_id: int) -> TableBatch:
+    """``part`` with its incremental snapshot reads placed (:func:`place_reads`) against
+    silver as it was before this batch, even when a replay of the batch finds its own
+    commit there already: the replay must hand gold the changes the first run did."""
+    reads = part.changes.filter(pl.col("cdc_lsn").is_null())
+    if reads.is_empty():
+        return part
+    table = part.table
+    current = lake_.read_before(
+        table.qualified_name,
+        app_id,
+        batch_id,
+        columns=[*table.columns, "cdc_lsn", "is_deleted"],
+        where=_key_filter(table.keys, reads),
+    )
+    return TableBatch(table, place_reads(part.changes, current, table), part.rejected)
 
 
 def write_table(lake_: Lake, part: TableBatch, app_id: str, batch_id: int) -> list[Written]:

@@ -265,10 +265,18 @@ def gold_vs_source(
 # --- the driver, killed and restarted ------------------------------------------------------
 
 
-def start_driver(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_driver(env: dict[str, str], log: Path, *only: str) -> subprocess.Popen[bytes]:
+    """``shopstream streams run`` (every query, or ``only`` these) in its own process group."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [SHOPSTREAM, "streams", "run", "--progress-every", "5"],
+            [
+                SHOPSTREAM,
+                "streams",
+                "run",
+                "--progress-every",
+                "5",
+                *[arg for name in only for arg in ("--only", name)],
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -12,6 +12,7 @@ import pytest
 from shopstream.clickstream.producer import DeliveryStats
 from shopstream.clickstream.replay import (
     S3_INSTALL_HINT,
+    keyed,
     list_sources,
     read_lines,
     replay,
@@ -126,6 +127,41 @@ def test_replay_sends_every_line_in_order_with_keys(folder: Path) -> None:
     assert (result.files, result.lines, result.unkeyed) == (4, 7, 3)
     assert result.stats.delivered == 7
     assert progress[-1] == (sum(s.size for s in list_sources(str(folder))), 7)
+
+
+def test_lines_without_a_key_are_reported_by_file_line_and_reason(folder: Path) -> None:
+    reported: list[tuple[str, int, str]] = []
+    sink = RecordingSink()
+    result = replay(
+        list_sources(str(folder)),
+        sink,
+        on_unkeyed=lambda source, number, why: reported.append(
+            (Path(source).relative_to(folder).as_posix(), number, why)
+        ),
+    )
+    # Line numbers count the blank lines a file holds; every line is still sent.
+    assert reported == [
+        ("a.jsonl", 2, "not UTF-8"),
+        ("a.jsonl", 5, "not JSON"),
+        ("b/c.json.gz", 2, "not a JSON object"),
+    ]
+    assert len(reported) == result.unkeyed
+    assert len(sink.sent) == result.lines == 7
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (GOOD, ""),
+        (b'{"event_id": "e1"}', "no session_id"),
+        (b'{"session_id": ""}', "no session_id"),
+        (b"42", "not a JSON object"),
+        (TRUNCATED, "not JSON"),
+        (BAD_UTF8, "not UTF-8"),
+    ],
+)
+def test_a_line_without_a_key_says_why(line: bytes, why: str) -> None:
+    assert keyed(line)[1] == why
 
 
 def test_rate_caps_lines_per_second(tmp_path: Path) -> None:

@@ -59,6 +59,26 @@ def record(
     }
 
 
+def reread(table: cdc.CdcTable, after: dict[str, Any], position: int = 10_000) -> dict[str, Any]:
+    """An incremental-snapshot read as Debezium 3.6 sends it for PostgreSQL: ``op=r`` with no
+    ``source.lsn`` (the row was read by a SELECT, not from the WAL) and the stream's position
+    only in ``source.sequence``."""
+    envelope = {
+        "before": None,
+        "after": after,
+        "source": {
+            "lsn": None,
+            "sequence": json.dumps([str(position), str(position)]),
+            "snapshot": "incremental",
+            "ts_ms": 1_790_000_000_000 + position,
+            "table": table.name,
+        },
+        "op": "r",
+        "ts_ms": 1_790_000_000_000 + position,
+    }
+    return record(table, None, None, raw=json.dumps(envelope).encode())
+
+
 RECORDS = KAFKA_RECORDS
 
 
@@ -210,6 +230,8 @@ def test_the_toast_placeholder_never_overwrites_a_value(lake) -> None:
         (lambda: record(ORDER_ITEMS, "x", 10, after=item(1)), "unknown_op", "op=x"),
         (lambda: record(ORDER_ITEMS, None, 10, after=item(1)), "missing_op", "op"),
         (lambda: record(ORDER_ITEMS, "c", None, after=item(1)), "missing_lsn", "lsn"),
+        # Only an incremental snapshot's read may come without an LSN.
+        (lambda: record(ORDER_ITEMS, "r", None, after=item(1)), "missing_lsn", "lsn"),
         (
             lambda: record(ORDER_ITEMS, "c", 10, after=item(1) | {"order_item_id": None}),
             "missing_key",
@@ -355,3 +377,153 @@ def test_silver_tables_carry_change_data_feed_and_no_deletion_vectors(lake) -> N
     feed = pa.table(table.load_cdf(starting_version=0).read_all()).to_pylist()
     kinds = sorted(r["_change_type"] for r in feed if r["order_item_id"] == 1)
     assert kinds == ["insert", "update_postimage", "update_preimage"]
+
+
+# --- incremental snapshots (a re-read of a table while the log keeps flowing) -----------------
+
+
+def history_of(lake: Lake, customer_id: int) -> list[dict[str, Any]]:
+    found = [h for h in rows(lake, "silver.customers_history") if h["customer_id"] == customer_id]
+    return sorted(found, key=lambda h: h["cdc_lsn"])
+
+
+def test_a_reread_that_agrees_with_silver_changes_nothing(lake) -> None:
+    v1 = customer(1, "eu-west", "2026-11-02T00:00:00Z")
+    v2 = customer(1, "us-east", "2026-11-10T00:00:00Z")
+    process(
+        lake,
+        [record(CUSTOMERS, "c", 10, after=v1), record(CUSTOMERS, "u", 20, before=v1, after=v2)],
+    )
+    before = {n: lake.table(n).version() for n in ("silver.customers", "silver.customers_history")}
+    result = process(lake, [reread(CUSTOMERS, v2)], batch_id=1)
+    # A good record, not a bad one: nothing in quarantine...
+    assert result.rejected == 0
+    assert rows(lake, "silver.cdc_quarantine") == []
+    # ...and nothing to write: the row and its history stay as they were.
+    (row,) = rows(lake, "silver.customers")
+    assert (row["region"], row["cdc_lsn"]) == ("us-east", 20)
+    assert [h["cdc_lsn"] for h in history_of(lake, 1)] == [10, 20]
+    after = {n: lake.table(n).version() for n in before}
+    assert after == before
+
+
+def test_a_reread_never_overwrites_a_change_that_follows_it(lake) -> None:
+    """The reads carry what the row held when its chunk was read; a change after them in the
+    log is newer, whatever its LSN, in the same batch or the next."""
+    v1 = customer(1, "eu-west", "2026-11-02T00:00:00Z")
+    v2 = customer(1, "us-east", "2026-11-10T00:00:00Z")
+    w1 = customer(2, "eu-west", "2026-11-02T00:00:00Z")
+    w2 = customer(2, "ap-south", "2026-11-11T00:00:00Z")
+    process(lake, [record(CUSTOMERS, "c", 10, after=v1), record(CUSTOMERS, "c", 11, after=w1)])
+    # Same batch: the read of the old row, then the update. A transaction that wrote its
+    # change before the snapshot window closed and committed after it has an LSN below the
+    # window's position (here 40 < 10_000), yet comes after the read in the log.
+    process(
+        lake,
+        [reread(CUSTOMERS, v1), record(CUSTOMERS, "u", 40, before=v1, after=v2)],
+        batch_id=1,
+    )
+    # Next batch: the read alone, then the update in the batch after.
+    process(lake, [reread(CUSTOMERS, w1)], batch_id=2)
+    process(lake, [record(CUSTOMERS, "u", 41, before=w1, after=w2)], batch_id=3)
+
+    current = {
+        r["customer_id"]: (r["region"], r["cdc_lsn"]) for r in rows(lake, "silver.customers")
+    }
+    assert current == {1: ("us-east", 40), 2: ("ap-south", 41)}
+    assert [(h["region"], h["is_current"]) for h in history_of(lake, 1)] == [
+        ("eu-west", False),
+        ("us-east", True),
+    ]
+    assert [(h["region"], h["is_current"]) for h in history_of(lake, 2)] == [
+        ("eu-west", False),
+        ("ap-south", True),
+    ]
+
+
+def test_a_reread_after_changes_of_its_batch_stands_in_their_place(lake) -> None:
+    v1 = customer(1, "eu-west", "2026-11-02T00:00:00Z")
+    v2 = customer(1, "us-east", "2026-11-10T00:00:00Z")
+    process(
+        lake,
+        [
+            record(CUSTOMERS, "c", 10, after=v1),
+            record(CUSTOMERS, "u", 20, before=v1, after=v2),
+            reread(CUSTOMERS, v2),
+            reread(CUSTOMERS, v2, position=10_500),  # the chunk again, after a Connect restart
+        ],
+    )
+    (row,) = rows(lake, "silver.customers")
+    assert (row["region"], row["cdc_lsn"]) == ("us-east", 20)
+    assert [h["cdc_lsn"] for h in history_of(lake, 1)] == [10, 20]
+
+
+def test_a_reread_repairs_a_row_whose_changes_never_reached_the_log(lake) -> None:
+    """After a replication slot was dropped, changes made meanwhile are not in the log: the
+    re-read row is the only news of them."""
+    v1 = customer(1, "eu-west", "2026-11-02T00:00:00Z")
+    lost = customer(1, "us-east", "2026-11-10T00:00:00Z")
+    process(lake, [record(CUSTOMERS, "c", 10, after=v1)])
+    process(lake, [reread(CUSTOMERS, lost)], batch_id=1)
+    (row,) = rows(lake, "silver.customers")
+    # Just after the change silver knew: any later change of the key has a higher LSN.
+    assert (row["region"], row["cdc_lsn"]) == ("us-east", 11)
+    history = history_of(lake, 1)
+    assert [(h["region"], h["cdc_lsn"], h["is_current"]) for h in history] == [
+        ("eu-west", 10, False),
+        ("us-east", 11, True),
+    ]
+    assert history[0]["valid_to"] == history[1]["valid_from"] == datetime(2026, 11, 10, tzinfo=UTC)
+
+    later = customer(1, "ap-south", "2026-11-20T00:00:00Z")
+    process(lake, [record(CUSTOMERS, "u", 12, before=lost, after=later)], batch_id=2)
+    (row,) = rows(lake, "silver.customers")
+    assert (row["region"], row["cdc_lsn"]) == ("ap-south", 12)
+    assert [h["is_current"] for h in history_of(lake, 1)] == [False, False, True]
+
+
+def test_a_reread_brings_back_a_key_silver_holds_as_deleted(lake) -> None:
+    v1 = customer(1, "eu-west", "2026-11-02T00:00:00Z")
+    again = customer(1, "us-east", "2026-11-12T00:00:00Z")  # re-inserted while nobody captured
+    process(lake, [record(CUSTOMERS, "c", 10, after=v1), record(CUSTOMERS, "d", 20, before=v1)])
+    process(lake, [reread(CUSTOMERS, again)], batch_id=1)
+    (row,) = rows(lake, "silver.customers")
+    assert (row["is_deleted"], row["region"], row["cdc_lsn"]) == (False, "us-east", 21)
+    assert [(h["is_deleted"], h["is_current"]) for h in history_of(lake, 1)] == [
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+
+
+def test_a_reread_fills_in_a_key_silver_never_saw(lake) -> None:
+    v1 = customer(7, "eu-west", "2026-11-02T00:00:00Z")
+    process(lake, [reread(CUSTOMERS, v1)])
+    (row,) = rows(lake, "silver.customers")
+    # Before every change of the key: it knows none.
+    assert (row["customer_id"], row["region"], row["cdc_lsn"]) == (7, "eu-west", 0)
+    assert [(h["cdc_lsn"], h["is_current"]) for h in history_of(lake, 7)] == [(0, True)]
+
+    v2 = customer(7, "us-east", "2026-11-10T00:00:00Z")
+    process(lake, [record(CUSTOMERS, "u", 15, before=v1, after=v2)], batch_id=1)
+    (row,) = rows(lake, "silver.customers")
+    assert (row["region"], row["cdc_lsn"]) == ("us-east", 15)
+
+
+def test_a_replayed_batch_places_its_rereads_as_the_first_run_did(lake) -> None:
+    """A batch replayed after a crash between its silver and gold commits sees silver as it
+    was before the batch, so gold gets the same changes the first run computed."""
+    v1 = customer(1, "eu-west", "2026-11-02T00:00:00Z")
+    lost = customer(1, "us-east", "2026-11-10T00:00:00Z")
+    process(lake, [record(CUSTOMERS, "c", 10, after=v1)])
+    batch = pa.Table.from_pylist([reread(CUSTOMERS, lost)], RECORDS)
+    frame = query.records_frame(batch, query.RECORD_COLUMNS)
+    first = cdc.resolve_reads(lake, cdc.split(frame, CUSTOMERS, cdc.utc_now()), "cdc", 1)
+    assert first.changes.select("region", "cdc_lsn").rows() == [("us-east", 11)]
+    cdc.write_table(lake, first, "cdc", 1)  # silver committed; the crash comes before gold
+
+    again = cdc.resolve_reads(lake, cdc.split(frame, CUSTOMERS, cdc.utc_now()), "cdc", 1)
+    assert again.changes.select("region", "cdc_lsn").rows() == [("us-east", 11)]
+    # A later batch sees the read's row as silver's own: the same read again changes nothing.
+    later = cdc.resolve_reads(lake, cdc.split(frame, CUSTOMERS, cdc.utc_now()), "cdc", 2)
+    assert later.changes.is_empty()
