@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import typer
@@ -79,6 +80,8 @@ def register(root: typer.Typer) -> None:
         ),
     ) -> None:
         """Simulate the shop: orders, stock, signups, prices, erasures and web sessions."""
+        # The live shop logs what it survives (a lost database, a skipped order) in one line.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         options = GenerateOptions(
             seed=seed,
             rate=rate,

@@ -11,6 +11,7 @@ runs a window that ended at start-up as fast as the database takes it.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -60,9 +61,13 @@ MAX_BACKFILL_DAYS = 365
 #: a live batch still commits within a fraction of a second.
 MAX_BATCH_OPS = 2_000
 #: Live mode checks the clock at least this often, for Ctrl-C and the progress bar.
+log = logging.getLogger(__name__)
+
 MAX_IDLE_S = 0.2
 #: Consecutive failed batches tolerated (each followed by a reload of the state).
 MAX_RESYNCS = 3
+#: The longest wait between two tries to reach a PostgreSQL that went away.
+RECONNECT_MAX_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ class GenerateResult:
     click_failures: int = 0
     batches: int = 0
     resyncs: int = 0
+    #: Times the live shop lost PostgreSQL and connected again.
+    reconnects: int = 0
     elapsed_s: float = 0.0
     #: Simulated time reached, and the window that was simulated.
     sim_start: datetime | None = None
@@ -336,6 +343,7 @@ def _loop(
     on_progress: ProgressFn | None,
 ) -> None:
     failures = 0
+    replaced: list[psycopg.Connection[Any]] = []  # connections opened after a lost one
     try:
         while True:
             until = end_s if options.is_backfill else min(clock.now(), end_s)
@@ -355,10 +363,25 @@ def _loop(
                     model.resync(load_state(conn), committed_orders=result.orders)
                     continue
                 except psycopg.OperationalError as exc:
-                    raise ShopstreamError(
-                        f"lost the connection to PostgreSQL at {pg_address(settings)}: "
-                        f"{_reason(exc)}"
-                    ) from exc
+                    if options.is_backfill or not _server_gone(conn):
+                        raise ShopstreamError(
+                            f"lost the connection to PostgreSQL at {pg_address(settings)}: "
+                            f"{_reason(exc)}"
+                        ) from exc
+                    # A live shop outlives its database's restart: the batch that failed
+                    # never committed, and resync adopts whatever the database holds now.
+                    log.warning(
+                        "lost PostgreSQL at %s (%s): reconnecting",
+                        pg_address(settings),
+                        _reason(exc),
+                    )
+                    conn = _reconnect(settings, clock, end_s)
+                    replaced.append(conn)
+                    if isinstance(model.ids, DbIds):
+                        model.ids.conn = conn
+                    result.reconnects += 1
+                    model.resync(load_state(conn), committed_orders=result.orders)
+                    continue
                 failures = 0
                 result.tally(ops)
                 result.batches += 1
@@ -382,7 +405,40 @@ def _loop(
                     clock.sleep(wait)
     except KeyboardInterrupt:
         result.interrupted = True
+    finally:
+        for extra in replaced:
+            extra.close()
     result.elapsed_s = clock.monotonic() - started
+
+
+def _server_gone(conn: psycopg.Connection[Any]) -> bool:
+    """True when the connection is broken (the server went away), not a query's own error."""
+    return bool(conn.broken) or conn.closed != 0
+
+
+def _reconnect(settings: Settings, clock: Clock, end_s: float) -> psycopg.Connection[Any]:
+    """Connect again, waiting (RECONNECT_MAX_S at most between tries) while the server is down,
+    and take the generator's lock again; gives up only when the run's window has ended."""
+    wait = 1.0
+    while True:
+        conn = None
+        try:
+            conn = connect(settings, autocommit=True)
+            # The old session's lock goes with its backend, which may take a moment to end.
+            _take_generator_lock(conn, settings)
+            log.warning("reconnected to PostgreSQL at %s", pg_address(settings))
+            return conn
+        except (ShopstreamError, psycopg.OperationalError) as exc:
+            if conn is not None:
+                conn.close()
+            if clock.now() + wait > end_s:
+                raise ShopstreamError(
+                    f"PostgreSQL at {pg_address(settings)} did not come back before the run "
+                    f"ended: {_reason(exc)}"
+                ) from exc
+            log.warning("PostgreSQL at %s: %s; trying again", pg_address(settings), _reason(exc))
+            clock.sleep(wait)
+            wait = min(wait * 2, RECONNECT_MAX_S)
 
 
 def _finished(model: ShopModel, end_s: float) -> bool:
