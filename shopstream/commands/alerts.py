@@ -41,8 +41,8 @@ def run(
     ),
 ) -> None:
     """Run the alert engine (and the deliverer) until SIGTERM/SIGINT."""
-    from alerts.engine import MAX_BATCH, Engine, Progress
     from alerts.delivery.channels import notifiers_from_settings
+    from alerts.engine import MAX_BATCH, Engine, Progress
     from alerts.metrics import DeliveryMetrics, engine_registry
     from alerts.store import ensure_ops_database
 

@@ -156,6 +156,10 @@ def info() -> None:
                   reconciliation (the Kappa proof, key x measure):
                               shopstream lake show audit.reconciliation --where is_match=false
                   Data Docs:  {s.state_dir / "quality" / "data_docs" / "index.html"}
+  Monitoring      Prometheus {s.prometheus_endpoint}   (targets, rules, alerts)
+                  Alertmanager http://127.0.0.1:{s.alertmanager_port}   shopstream monitoring status
+                  (what fires goes to the alert channels; dashboards as JSON in
+                   monitoring/grafana, provisioned by docker-compose.yml)
   State and logs  {s.state_dir}
 
   The CLI lives in the project's virtualenv:  source .venv/bin/activate  (or .venv/bin/shopstream)

@@ -28,9 +28,11 @@ from operator import and_
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from delta.tables import DeltaTable as SparkDeltaTable
 from deltalake import DeltaTable
+from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -106,6 +108,17 @@ def _batch(
     return done
 
 
+def _pushed(settings: Settings, family: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of ``family`` the batch pushed, as the Pushgateway serves them."""
+    text = httpx.get(f"{settings.pushgateway_endpoint}/metrics", timeout=10).text
+    return {
+        tuple(sorted((k, v) for k, v in s.labels.items() if k != "instance")): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == family
+        for s in f.samples
+    }
+
+
 def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
     rows = _rows(lake, "audit.batch_runs", run_date=day)
     newest = max(r["started_at"] for r in rows)
@@ -154,6 +167,16 @@ def test_a_clean_day_builds_checks_and_reconciles_exactly(
     [summary] = http_receiver.bodies("/slack")
     assert summary["text"].startswith(f"*Daily batch for {history.day} succeeded")
     assert http_receiver.bodies("/v2/enqueue") == []  # a clean day pages nobody
+
+    # What Prometheus sees of the run, through the Pushgateway (monitoring's rules page on it).
+    job = ("job", "shopstream-batch")
+    run = _pushed(stack, "shopstream_batch_last_run_success")
+    assert run == {(("group", "run"), job, ("run_date", history.day.isoformat())): 1.0}
+    scores = _pushed(stack, "shopstream_quality_score")
+    newest = (("group", "quality"), job, ("run_age", "0"), ("table", "silver.orders"))
+    assert scores[newest] == 1.0
+    durations = _pushed(stack, "shopstream_batch_step_duration_seconds")
+    assert {dict(k)["step"] for k in durations} >= {"dbt", "quality", "reconcile", "notify"}
 
 
 def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
@@ -213,6 +236,14 @@ def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
         ok, failed = (m["text"] for m in http_receiver.bodies("/slack"))
         assert ok.startswith(f"*Daily batch for {first} succeeded")
         assert "FAILED at reconcile" in failed
+        # The last date run is the failed one: BatchRunFailed pages on this.
+        run = _pushed(stack, "shopstream_batch_last_run_success")
+        assert list(run.items()) == [
+            (
+                (("group", "run"), ("job", "shopstream-batch"), ("run_date", str(history.day))),
+                0.0,
+            )
+        ]
     finally:
         # The lake is true again for whatever runs after.
         gold.update(match, {"units_sold": F.col("units_sold") - 1})

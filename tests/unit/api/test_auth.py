@@ -174,7 +174,13 @@ def test_configured_keys_are_matched_by_hash_only(tmp_path: Path) -> None:
 
 def test_prod_never_serves_without_configured_keys(tmp_path: Path) -> None:
     """Only the API needs keys: the rest of a prod deployment starts without them."""
-    prod = Settings(env="prod", pg_password="a-real-secret", state_dir=tmp_path, api_keys="")
+    prod = Settings(
+        env="prod",
+        pg_password="a-real-secret",
+        ops_pg_password="another-real-secret",
+        state_dir=tmp_path,
+        api_keys="",
+    )
     with pytest.raises(ShopstreamError, match="SHOPSTREAM_API_KEYS must list at least one key"):
         load_keys(prod)
     assert not (tmp_path / "api-key").exists()  # no local key is generated in prod

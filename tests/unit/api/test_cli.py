@@ -27,6 +27,7 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         "SHOPSTREAM_LAKE_ROOT": settings.lake_path,
         "SHOPSTREAM_PG_PORT": str(settings.pg_port),
         "SHOPSTREAM_KAFKA_PORT": str(settings.kafka_port),
+        "SHOPSTREAM_OPS_PG_PORT": str(settings.ops_pg_port),
         "SHOPSTREAM_OPS_PG_DATABASE": settings.ops_pg_database,
         "SHOPSTREAM_API_KEYS": settings.api_keys,
         **extra,
