@@ -306,7 +306,9 @@ class TopicLag(_Out):
     lag: int
 
 
-QueryStatus = Literal["caught up", "behind", "replaying", "stopped", "not started"]
+QueryStatus = Literal[
+    "caught up", "behind", "replaying", "starting", "unknown", "stopped", "not started"
+]
 
 
 class QueryLag(_Out):

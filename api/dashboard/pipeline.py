@@ -70,12 +70,16 @@ def topic_lags(positions: Offsets, ends: Mapping[str, Mapping[int, int]]) -> lis
     return out
 
 
-def query_status(running: bool, started: bool, lag: int | None) -> QueryStatus:
-    if not started:
-        return "not started"
+def query_status(running: bool, committed: bool, lag: int | None) -> QueryStatus:
+    """``committed``: the checkpoint holds a committed batch; ``lag`` None when it does not
+    or when Kafka could not be asked."""
     if not running:
-        return "stopped"
-    if lag is None or lag == 0:
+        return "stopped" if committed else "not started"
+    if not committed:
+        return "starting"  # a driver holds the lease, its first batch is not committed yet
+    if lag is None:
+        return "unknown"
+    if lag == 0:
         return "caught up"
     return "replaying" if lag >= FAR_BEHIND else "behind"
 
@@ -100,7 +104,7 @@ def query_lag(
         writer = f"pid {lease.get('pid')} on {lease.get('host')}"
     return QueryLag(
         query=name,
-        status=query_status(running, last_batch is not None or running, lag),
+        status=query_status(running, last_batch is not None, lag),
         running=running,
         writer=writer,
         last_batch_id=last_batch[0] if last_batch else None,

@@ -62,7 +62,10 @@ def test_a_query_is_running_while_its_lease_is_fresh_and_replaying_far_behind() 
     never = pipeline.query_lag("bronze", None, None, None, far, 1010.0)
     assert (never.status, never.lag, never.last_batch_id) == ("not started", None, None)
     no_kafka = pipeline.query_lag("cdc", batch, positions, lease, None, 1010.0)
-    assert (no_kafka.lag, no_kafka.topics) == (None, [])
+    assert (no_kafka.status, no_kafka.lag, no_kafka.topics) == ("unknown", None, [])
+    # A driver holds the lease but has committed no batch yet: not "caught up".
+    starting = pipeline.query_lag("bronze", None, None, lease, far, 1010.0)
+    assert (starting.status, starting.running, starting.lag) == ("starting", True, None)
 
 
 def test_the_lease_ttl_is_the_streams_own() -> None:
