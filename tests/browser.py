@@ -77,6 +77,8 @@ def take_screenshots(url: str, key: str, out: Path) -> list[Path]:
         page = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
         page.goto(f"{url.rstrip('/')}/dashboard#key={key}")
         wait_until_drawn(page)
+        # The sticky header would cover the top of each section's picture.
+        page.add_style_tag(content="header { position: static !important; }")
         page.wait_for_timeout(1500)  # Plotly's transitions settle
         for section in SECTIONS:
             path = out / f"dashboard-{section}.png"

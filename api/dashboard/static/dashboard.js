@@ -553,7 +553,9 @@ async function renderPipeline() {
   await plot(
     "chart-pipeline-freshness",
     [{
-      type: "bar", orientation: "h", y: tables.map((t) => t.table), x: tables.map((t) => t.age_s),
+      type: "bar", orientation: "h", y: tables.map((t) => t.table),
+      // A log axis cannot place 0 s (a commit this instant): drawn at 0.1 s, labelled as is.
+      x: tables.map((t) => Math.max(t.age_s, 0.1)),
       text: tables.map((t) => fmtAge(t.age_s)), textposition: "auto",
       marker: { color: tables.map((t) => (t.table.startsWith("gold.") ? "#2f6fde" : "#7aa6f0")) },
     }],
