@@ -491,7 +491,7 @@ async function renderQuality() {
     {
       title: { text: "Quality score per table by run date (passed / evaluated)" },
       yaxis: { range: [0, 1.05], tickformat: ".0%" },
-      xaxis: { type: "date" },
+      xaxis: dayAxis(scores.flatMap((t) => t.points.map((p) => p.run_date))),
     },
   );
   const recon = view.reconciliation;
@@ -514,9 +514,55 @@ async function renderQuality() {
     "quality-runs",
     (view.runs || []).map((r) => [
       cell(r.run_date), cell(fmtTime(r.started_at)), cell(r.status, `status-${r.status}`),
-      cell(r.steps.map((s) => `${s.step} ${s.status} (${s.duration_s.toFixed(1)} s)` + (s.error ? `: ${s.error}` : "")).join(" · ")),
+      stepsCell(r.steps),
     ]),
   );
+}
+
+// A date axis of whole days: half a day of margin either side (one run date alone would
+// otherwise get an axis of milliseconds), a tick per day while there are few.
+const DAY_MS = 86400000;
+function dayAxis(isoDates) {
+  const times = isoDates.map((d) => Date.parse(`${d}T00:00:00Z`));
+  if (!times.length) return { type: "date" };
+  const first = Math.min(...times);
+  const last = Math.max(...times);
+  const iso = (t) => new Date(t).toISOString().slice(0, 13).replace("T", " ") + ":00";
+  return {
+    type: "date",
+    range: [iso(first - DAY_MS / 2), iso(last + DAY_MS / 2)],
+    tickformat: "%b %d",
+    dtick: last - first <= 14 * DAY_MS ? DAY_MS : undefined,
+  };
+}
+
+// One line per step; an error (a reconciliation's can list every differing key) is cut to
+// its start, the whole of it one click away.
+const ERROR_SHOWN = 160;
+function stepsCell(steps) {
+  const td = document.createElement("td");
+  td.className = "wrap";
+  for (const s of steps) {
+    const line = document.createElement("div");
+    const head = document.createElement("span");
+    head.className = `status-${s.status}`;
+    head.textContent = `${s.step} ${s.status}`;
+    line.append(head, ` (${s.duration_s.toFixed(1)} s)`);
+    if (s.error) {
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = s.error.length > ERROR_SHOWN ? `${s.error.slice(0, ERROR_SHOWN)}…` : s.error;
+      details.append(summary);
+      if (s.error.length > ERROR_SHOWN) {
+        const full = document.createElement("pre");
+        full.textContent = s.error;
+        details.append(full);
+      }
+      line.append(details);
+    }
+    td.append(line);
+  }
+  return td;
 }
 
 // Pipeline
