@@ -63,6 +63,21 @@ system: ## PostgreSQL 15, Java 17, Maven and Prometheus from Debian's packages (
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all present"; fi
 
+# Debian's Chromium (and a font to draw text with) for the dashboard's browser tests and
+# screenshots (tests/browser.py). Playwright drives it; Playwright's own browser download
+# cannot reach its servers from these machines and is never used.
+.PHONY: browser
+browser: ## Chromium from Debian's packages, for the dashboard's browser tests (only if missing)
+	$(call say,checking the test browser (Debian's chromium))
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "chromium present"; fi
+
 .PHONY: python
 python: $(VENV)/.installed ## The Python virtualenv with shopstream and its pinned dependencies
 
@@ -72,7 +87,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(call say,installing Python dependencies (pyspark, delta-spark, dbt, great-expectations, ...))
 	@$(BIN)/pip install --progress-bar off -e ".[dev]" | grep -E '^(Successfully|ERROR)' || true
-	@$(BIN)/python -c "import pyspark, delta, confluent_kafka, psycopg, dbt.version, fastapi, great_expectations; print('python deps ok: pyspark', pyspark.__version__)"
+	@$(BIN)/python -c "import pyspark, delta, confluent_kafka, psycopg, dbt.version, fastapi, great_expectations, plotly; print('python deps ok: pyspark', pyspark.__version__)"
 	@touch $@
 
 .PHONY: jars
@@ -161,7 +176,7 @@ lint: python ## ruff and mypy
 
 .PHONY: test
 test: ## Install, start the test stack, run the whole suite
-	@$(call install_with,python jars install-s3 airflow)
+	@$(call install_with,python jars install-s3 airflow browser)
 	$(call say,starting a fresh test stack (state in .state-test))
 	@# Fresh every run: the integration tests replay the whole Kafka log, and a log kept
 	@# from earlier runs would make them slower each time (and differ from CI's clean clone).

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.auth import ApiKey, Authenticator
 from api.checks import KafkaProbe, LakeProbe
+from api.dashboard.service import Dashboard
 from api.errors import WWW_AUTHENTICATE, ApiError
 from api.feed import TransitionFeed
 from api.gold import GoldInventory
@@ -37,6 +38,7 @@ class AppContext:
     pool: AsyncConnectionPool[Conn]
     feed: TransitionFeed
     gold: GoldInventory
+    dashboard: Dashboard
     kafka: KafkaProbe
     lake: LakeProbe
     sse_keepalive_s: float

@@ -30,16 +30,11 @@ COLUMNS = [
 GoldRows = dict[tuple[int, int], dict[str, Any]]
 
 
-def table_path(lake_path: str) -> str:
-    # streams.lake.table_path's layout, not imported from there: it would load pyspark.
-    return f"{lake_path.rstrip('/')}/gold/inventory_status"
-
-
 class GoldInventory:
     """The cached table; ``None`` while the table does not exist."""
 
-    def __init__(self, lake_path: str, ttl_s: float = 30.0) -> None:
-        self.path = table_path(lake_path)
+    def __init__(self, path: str, ttl_s: float = 30.0) -> None:
+        self.path = path
         self.ttl_s = ttl_s
         self._rows: GoldRows | None = None
         self._loaded_at: float | None = None

@@ -21,12 +21,14 @@ from psycopg_pool import AsyncConnectionPool
 from api import cache, errors
 from api.auth import Authenticator, load_keys
 from api.checks import KafkaProbe, LakeProbe
+from api.dashboard.service import Dashboard
 from api.deps import AppContext, Conn
 from api.feed import TransitionFeed
 from api.gold import GoldInventory
 from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
-from api.routes import alerts, deliveries, health, inventory, stream
+from api.routes import alerts, dashboard, dashboard_page, deliveries, health, inventory, stream
+from shopstream import lake_layout
 from shopstream.settings import Settings, get_settings
 
 #: Connections per app (per uvicorn worker). A list request holds one for a single query.
@@ -51,10 +53,13 @@ def create_app(
     sse_keepalive_s: float = 15.0,
     gold_ttl_s: float = 30.0,
     list_cache_ttl_s: float = 1.0,
+    dashboard_ttl_s: float = 5.0,
+    warm_dashboard: bool = False,
 ) -> FastAPI:
     """One app over the ops database and lake ``settings`` name. The keyword arguments tune
-    the transition stream's fallback poll and keep-alive, the gold cache's TTL and the alert
-    list cache's TTL (0: no list cache)."""
+    the transition stream's fallback poll and keep-alive, the gold cache's TTL, the alert
+    list cache's TTL (0: no list cache) and the dashboard's lake caches (``warm_dashboard``:
+    read them at start-up, so the first page waits for no read)."""
     settings = settings or get_settings()
     keys = load_keys(settings)  # a malformed SHOPSTREAM_API_KEYS fails here, not per request
     kwargs: dict[str, Any] = {
@@ -81,7 +86,8 @@ def create_app(
         metrics=metrics,
         pool=pool,
         feed=TransitionFeed(settings.ops_pg_conninfo, sse_poll_s),
-        gold=GoldInventory(settings.lake_path, gold_ttl_s),
+        gold=GoldInventory(lake_layout.table_path(settings, "gold.inventory_status"), gold_ttl_s),
+        dashboard=Dashboard(settings, lake_ttl_s=dashboard_ttl_s),
         kafka=KafkaProbe(settings.bootstrap_servers),
         lake=LakeProbe(settings),
         sse_keepalive_s=sse_keepalive_s,
@@ -95,6 +101,8 @@ def create_app(
         if list_cache_ttl_s > 0:
             # The cache trusts only a listening feed: listen from the start.
             ctx.feed.start()
+        if warm_dashboard:
+            ctx.dashboard.warm()
         try:
             yield
         finally:
@@ -116,6 +124,8 @@ def create_app(
     app.include_router(deliveries.build_router(settings))
     app.include_router(health.router)
     app.include_router(health.build_router(settings))
+    app.include_router(dashboard.router)
+    app.include_router(dashboard_page.router)
     if list_cache_ttl_s > 0:
         (list_route,) = (
             r
@@ -130,4 +140,4 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The uvicorn factory: settings from the environment (``SHOPSTREAM_*``, ``.env``)."""
-    return create_app(get_settings())
+    return create_app(get_settings(), warm_dashboard=True)

@@ -57,6 +57,28 @@ def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> 
         consumer.close()
 
 
+def end_offsets_of(
+    bootstrap_servers: str, topics: list[str], timeout_s: float = 5.0
+) -> dict[str, Offsets]:
+    """``end_offsets`` of several topics through one consumer (one metadata request); a topic
+    that does not exist is left out."""
+    consumer = _consumer(bootstrap_servers)
+    try:
+        meta = consumer.list_topics(timeout=timeout_s)
+        found: dict[str, Offsets] = {}
+        for topic in topics:
+            described = meta.topics.get(topic)
+            if described is None or described.error is not None:
+                continue
+            found[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+                for p in sorted(described.partitions)
+            }
+        return found
+    finally:
+        consumer.close()
+
+
 def read_from(
     bootstrap_servers: str,
     topic: str,

@@ -31,6 +31,17 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return pa.table(result.read_all())
 
 
+def query(path: str | Path, sql: str) -> pa.Table:
+    """The result of ``sql`` over the table, registered as ``t`` (deletion vectors applied).
+
+    For aggregates the caller would otherwise compute from every row (distinct counts):
+    DataFusion runs them over the files, and only the result comes back. ``sql`` must be
+    built from fixed text, never from input.
+    """
+    result = QueryBuilder().register("t", DeltaTable(str(path))).execute(sql)
+    return pa.table(result.read_all())
+
+
 def read_rows(path: str | Path) -> list[dict[str, object]]:
     """Every row as a dict; an empty list when the table does not exist yet."""
     if not exists(path):

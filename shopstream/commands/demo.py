@@ -141,6 +141,10 @@ def info() -> None:
                             shopstream lake show gold.inventory_status --order-by days_of_cover
   Alert engine    {state("alerts")}   log: {s.logs_dir / "alerts.log"}
                   (live from the inventory log; shopstream alerts status)
+  Dashboard       {dashboard_url(s)}
+                  (sales, customers, stock, data quality, pipeline; served by the alert API.
+                   The key travels in the URL fragment, which the browser never sends; the page
+                   keeps it in the browser's local storage and sends it as X-API-Key)
   Alert API       {state("api")}   log: {s.logs_dir / "api.log"}
                   {api}/v1/alerts/low-stock?status=open     docs: {api}/docs
                   key:  {_api_key(s)}
@@ -166,6 +170,17 @@ def info() -> None:
   Stop everything:   shopstream down      (data is kept; `shopstream reset --yes` deletes it)
 """
     )
+
+
+def dashboard_url(settings: Settings) -> str:
+    """The dashboard's address; locally with the generated key in the fragment (never sent
+    to the server), so opening it is all it takes."""
+    url = f"http://{settings.api_host}:{settings.api_port}/dashboard"
+    if settings.api_keys.strip():
+        return f"{url}   (it asks once for a key with the read scope)"
+    from api.auth import ensure_local_key
+
+    return f"{url}#key={ensure_local_key(settings)}"
 
 
 def _api_key(settings: Settings) -> str:

@@ -10,6 +10,7 @@ loader, ``from_fixture``, does not run under pytest 9, so the strategies are dri
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.main import create_app
 from shopstream.settings import Settings
+from tests import dashboard_data
 
 Auth = Any
 Seed = Any
@@ -45,6 +47,12 @@ FUZZED = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/v1/dashboard/sales"),
+    ("GET", "/v1/dashboard/customers"),
+    ("GET", "/v1/dashboard/stock"),
+    ("GET", "/v1/dashboard/alerts"),
+    ("GET", "/v1/dashboard/quality"),
+    ("GET", "/v1/dashboard/pipeline"),
 ]
 EXCLUDED = [("GET", "/v1/alerts/stream")]
 
@@ -60,6 +68,7 @@ def api_schema(api_settings: Settings, seed: Seed) -> Iterator[Any]:
     seed.stock(1, 1, 3, units_out_7d=14, severity="high", alert_id="1-1-3")
     seed.delivery("1-1-1", "slack", "sent")
     seed.heartbeat(age_s=1)
+    dashboard_data.write_lake(api_settings, datetime.now(UTC).date())
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(api_settings))
     # Schemathesis keeps an app's lifespan (its pool) running until exit: end it before
     # the test's database is dropped.
