@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     dbt_target: Literal["local", "cluster"] = "local"
     dbt_thrift_host: str = "127.0.0.1"
     dbt_thrift_port: int = Field(default=10000, ge=1, le=65535)
+    #: The daily batch's retention step drops what is older than this many days: Great
+    #: Expectations' validation results and Data Docs pages, the alert delivery log (except
+    #: what open alerts and incidents still need) and the engine's rejected records. Three
+    #: months: long enough to look back over a quarter's incidents, short enough to bound them.
+    retention_days: int = Field(default=90, ge=1)
     # How long `up` waits for each service to become healthy.
     start_timeout_s: float = Field(default=90.0, gt=0)
 
