@@ -129,17 +129,21 @@ jvm/lib/spark-s3/.resolved: jvm/lib/.resolved jvm/pom.xml jvm/spark-s3/pom.xml
 # live in one place, pyproject's `airflow` extra; shopstream is not installed here (the DAG only
 # calls its CLI).
 AIRFLOW_VENV := .venv-airflow
+# Every transitive dependency pinned (pip's constraints file, frozen from a PyPI resolution):
+# a new release of any of Airflow's ~130 dependencies cannot change what `make airflow` builds.
+AIRFLOW_CONSTRAINTS := dags/constraints.txt
 AIRFLOW_PINS = $(shell $(PYTHON) -c 'import tomllib; \
   print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["airflow"])')
 
 .PHONY: airflow
 airflow: $(AIRFLOW_VENV)/.installed ## Apache Airflow 3 in .venv-airflow, to test dags/ (~290 MB)
 
-$(AIRFLOW_VENV)/.installed: pyproject.toml
+$(AIRFLOW_VENV)/.installed: pyproject.toml $(AIRFLOW_CONSTRAINTS)
 	$(call say,creating the Airflow environment in $(AIRFLOW_VENV): $(AIRFLOW_PINS))
 	@[ -x $(AIRFLOW_VENV)/bin/python ] || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	@$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
-	@$(AIRFLOW_VENV)/bin/pip install --progress-bar off $(AIRFLOW_PINS) \
+	@$(AIRFLOW_VENV)/bin/pip install --progress-bar off --constraint $(AIRFLOW_CONSTRAINTS) \
+	  $(AIRFLOW_PINS) \
 	  | { grep -E '^(Successfully|ERROR)' || true; }
 	@$(AIRFLOW_VENV)/bin/python -c "import airflow.providers.standard.operators.bash, airflow.sdk; \
 	  print('airflow ok:', airflow.__version__)"

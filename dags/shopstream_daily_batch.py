@@ -131,7 +131,9 @@ def alert_on_failure(context: Mapping[str, Any]) -> None:
 
 with DAG(
     dag_id=DAG_ID,
-    description="shopstream daily batch: dbt build, quality, reconciliation, notify (day D-1)",
+    description=(
+        "shopstream daily batch: dbt build, quality, reconciliation, retention, notify (day D-1)"
+    ),
     doc_md=__doc__,
     # A trigger timetable, not a data-interval one: see batch_date() for why it is explicit.
     schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
@@ -182,6 +184,16 @@ with DAG(
             trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
         )
 
+    with TaskGroup("retention", tooltip="drop records older than SHOPSTREAM_RETENTION_DAYS"):
+        # Housekeeping (Great Expectations' results, the delivery log, rejected records),
+        # whatever the day's checks found, so all_done. After reconciliation, not beside it:
+        # the batch's steps never run side by side (one batch per state folder).
+        run_retention = BashOperator(
+            task_id="run_retention",
+            bash_command=batch_step_command("retention"),
+            trigger_rule=TriggerRule.ALL_DONE,
+        )
+
     with TaskGroup("notify", tooltip="the day's summary, and the run's final state"):
         # all_done: the on-call engineer gets the day's summary whatever happened, failed steps
         # included (the CLI reads every step's latest result for D from audit.batch_runs), and
@@ -207,6 +219,6 @@ with DAG(
             on_failure_callback=None,
         )
 
-    run_dbt >> run_quality >> run_reconcile >> send_summary
+    run_dbt >> run_quality >> run_reconcile >> run_retention >> send_summary
     run_dbt >> run_reconcile
-    [run_dbt, run_quality, run_reconcile, send_summary] >> mark_run_failed
+    [run_dbt, run_quality, run_reconcile, run_retention, send_summary] >> mark_run_failed

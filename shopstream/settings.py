@@ -206,6 +206,11 @@ class Settings(BaseSettings):
     monitoring_slot_wal_alert_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     #: ... and a table whose quality score stayed under this for three runs in a row.
     monitoring_quality_min_score: float = Field(default=0.95, ge=0, le=1)
+    #: The daily batch's retention step drops what is older than this many days: Great
+    #: Expectations' validation results and Data Docs pages, the alert delivery log (except
+    #: what open alerts and incidents still need) and the engine's rejected records. Three
+    #: months: long enough to look back over a quarter's incidents, short enough to bound them.
+    retention_days: int = Field(default=90, ge=1)
     # How long `up` waits for each service to become healthy.
     start_timeout_s: float = Field(default=90.0, gt=0)
 

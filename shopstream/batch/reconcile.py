@@ -8,9 +8,17 @@ segment) is compared three ways, exactly (decimals to the cent, counts equal):
 - source: the same aggregate computed in SQL over PostgreSQL
   (``shopstream.reconcile.postgres.SALES_DAILY_SQL``).
 
-Grain of the result (``audit.reconciliation``): one row per run date x key x measure, matched
-or not, so a report can show what agreed as well as what did not. A key missing from one side
-is NULL there, which is a mismatch.
+PostgreSQL only knows today's catalogue, so where a product was re-categorised or its cost
+changed after some of the day's orders, its answer is not the definition's. The
+comparability rule (``shopstream.reconcile.comparability``) finds those lines among the
+day's lines of the products that changed since the day began (from the mart's
+``int_order_items_enriched``, the lines as the batch resolved them), and the comparison
+(``shopstream.reconcile.compare``) then compares those keys and measures stream against batch
+only, noted "source not comparable: category changed at <time>", and their additive facts
+against the source at the grain where it is true again (``categories combined``).
+
+Grain of the result (``audit.reconciliation``): one row per run date x grain x key x measure,
+matched or not, so a report can show what agreed as well as what did not.
 """
 
 from __future__ import annotations
@@ -18,113 +26,82 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+import polars as pl
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
 from shopstream.batch.steps import StepResult
+from shopstream.reconcile import comparability
 from shopstream.reconcile import postgres as reference
+from shopstream.reconcile.compare import (
+    COMBINED_GRAIN,
+    KEY_GRAIN,
+    compare,
+    describe_incomparable,
+    describe_mismatches,
+    empty_diverged,
+)
 from shopstream.settings import Settings
 from streams import lake
 
 KEYS = reference.SALES_DAILY_KEY
 MEASURES = reference.SALES_DAILY_MEASURES
-SIDES = ("stream", "batch", "source")
-VALUE = "decimal(18,2)"
 TABLE = "audit.reconciliation"
 MART = "marts.agg_daily_sales"
-#: How many differing keys the step's error names; the table holds them all.
-SHOWN = 3
-
-SOURCE_SCHEMA = (
-    "order_date DATE, category STRING, region STRING, customer_segment STRING, "
-    "order_count BIGINT, customer_count BIGINT, units_sold BIGINT, revenue DECIMAL(18,2), "
-    "cost DECIMAL(18,2), profit DECIMAL(18,2), cancelled_order_count BIGINT, "
-    "cancelled_revenue DECIMAL(18,2)"
-)
+#: The batch's order lines as of the order (dbt's intermediate model, a Delta table).
+LINES = "int_order_items_enriched"
 
 
-def _long(side: DataFrame, name: str) -> DataFrame:
-    """One side's day as (key..., measure, <name>_value): every measure as DECIMAL(18,2)."""
-    wide = side.select(*KEYS, *(F.col(m).cast(VALUE).alias(m) for m in MEASURES))
-    return wide.unpivot(list(KEYS), list(MEASURES), "measure", f"{name}_value")
+def lines_path(settings: Settings) -> str:
+    """Where dbt writes ``int_order_items_enriched`` (``location_root`` in dbt_project.yml)."""
+    return f"{settings.lake_path.rstrip('/')}/intermediate/{LINES}"
 
 
-def _equal(a: Column, b: Column) -> Column:
-    return F.coalesce(a == b, F.lit(False))
+def _polars(frame: DataFrame) -> pl.DataFrame:
+    out = pl.from_arrow(frame.toArrow())
+    assert isinstance(out, pl.DataFrame)
+    return out
 
 
-def compare(
-    stream: DataFrame,
-    batch: DataFrame,
-    source: DataFrame,
-    *,
-    run_date: date,
-    run_id: str,
-    reconciled_at: datetime,
+def diverged_lines(
+    spark: SparkSession, settings: Settings, run_date: date, catalogue: pl.DataFrame
+) -> pl.DataFrame:
+    """The day's lines the comparability rule sets apart: only those of products whose
+    category or cost changed since the day began are read."""
+    history = _polars(
+        spark.read.format("delta")
+        .load(lake.table_path(settings, "silver.products_history"))
+        .select(*comparability.HISTORY_COLUMNS)
+    )
+    began = datetime.combine(run_date, datetime.min.time(), UTC)
+    changed = comparability.changed_products(history, since=began)
+    if not changed:
+        return empty_diverged()
+    lines = _polars(
+        spark.read.format("delta")
+        .load(lines_path(settings))
+        .where((F.col("order_date") == F.lit(run_date)) & F.col("product_id").isin(changed))
+        .select(*comparability.LINE_COLUMNS)
+    )
+    return comparability.diverged_lines(
+        lines, history.filter(pl.col("product_id").is_in(changed)), catalogue
+    )
+
+
+def audit_frame(
+    spark: SparkSession, result: pl.DataFrame, run_date: date, run_id: str, at: datetime
 ) -> DataFrame:
-    """The three sides of one day, key x measure, with their differences. Pure.
-
-    Each input has the ``sales_daily`` columns (keys and measures) for the day; extra columns
-    are ignored. ``stream_diff`` and ``batch_diff`` are measured against the source.
-    """
-    joined = (
-        _long(stream, "stream")
-        .join(_long(batch, "batch"), [*KEYS, "measure"], "full_outer")
-        .join(_long(source, "source"), [*KEYS, "measure"], "full_outer")
+    """The comparison as ``audit.reconciliation`` rows, in the table's declared types."""
+    stamped = result.with_columns(
+        pl.lit(run_date).alias("run_date"),
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(at, pl.Datetime("us", "UTC")).alias("reconciled_at"),
     )
-    source_value = F.col("source_value")
-    return joined.select(
-        F.lit(run_date).cast("date").alias("run_date"),
-        *KEYS,
-        "measure",
-        "stream_value",
-        "batch_value",
-        "source_value",
-        (F.col("stream_value") - source_value).cast(VALUE).alias("stream_diff"),
-        (F.col("batch_value") - source_value).cast(VALUE).alias("batch_diff"),
-        (
-            _equal(F.col("stream_value"), source_value) & _equal(F.col("batch_value"), source_value)
-        ).alias("is_match"),
-        F.lit(run_id).alias("run_id"),
-        F.lit(reconciled_at).cast("timestamp").alias("reconciled_at"),
-    )
-
-
-def _text(value: Decimal | None) -> str:
-    return "missing" if value is None else str(value)
-
-
-def describe_mismatches(rows: list[dict[str, Any]], keys: int) -> str:
-    """The step's error: how many keys differ, and the first few with their three values."""
-    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        by_key.setdefault(tuple(row[k] for k in KEYS), []).append(row)
-    examples = []
-    for key in sorted(by_key, key=lambda k: tuple(str(p) for p in k))[:SHOWN]:
-        measures = ", ".join(
-            f"{r['measure']} stream {_text(r['stream_value'])} / batch {_text(r['batch_value'])}"
-            f" / source {_text(r['source_value'])}"
-            for r in sorted(by_key[key], key=lambda r: MEASURES.index(r["measure"]))
-        )
-        examples.append(f"{'/'.join(str(p) for p in key)}: {measures}")
-    more = len(by_key) - len(examples)
-    return (
-        f"{len(by_key)} of {keys} keys differ: "
-        + "; ".join(examples)
-        + (f"; and {more} more (see {TABLE})" if more > 0 else "")
-    )
-
-
-def source_day(spark: SparkSession, settings: Settings, day: date) -> DataFrame:
-    """PostgreSQL's aggregate for the day, as a DataFrame."""
-    rows = reference.sales_daily(settings.pg_conninfo, day)
-    return spark.createDataFrame(
-        [tuple(row[c] for c in (*KEYS, *MEASURES)) for row in rows.values()], SOURCE_SCHEMA
-    )
+    frame = spark.createDataFrame(stamped.to_arrow())
+    schema = lake.table_def(TABLE).schema()
+    return frame.select(*(F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields))
 
 
 def run(
@@ -138,9 +115,8 @@ def run(
     """Reconcile day ``run_date`` and replace its rows in ``audit.reconciliation``."""
     started = time.monotonic()
     day = F.col("order_date") == F.lit(run_date)
-    stream = spark.read.format("delta").load(lake.table_path(settings, "gold.sales_daily"))
     try:
-        batch = spark.table(MART)
+        batch = _polars(spark.table(MART).where(day).select(*KEYS, *MEASURES))
     except AnalysisException:
         return StepResult(
             "reconcile",
@@ -148,34 +124,57 @@ def run(
             time.monotonic() - started,
             error=f"{MART} does not exist: run the dbt step first",
         )
-    result = compare(
-        stream.where(day),
-        batch.where(day),
-        source_day(spark, settings, run_date),
-        run_date=run_date,
-        run_id=run_id,
-        reconciled_at=datetime.now(UTC).replace(tzinfo=None),
-    ).cache()
-    try:
-        path = lake.ensure_table(spark, settings, TABLE)
-        (
-            result.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", f"run_date = '{run_date.isoformat()}'")
-            .save(path)
-        )
-        keys = result.select(*KEYS).distinct().count()
-        wrong = [r.asDict() for r in result.where(~F.col("is_match")).collect()]
-    finally:
-        result.unpersist()
-    wrong_keys = len({tuple(r[k] for k in KEYS) for r in wrong})
-    report(
-        f"reconciled {run_date}: {keys} keys x {len(MEASURES)} measures, {wrong_keys} keys differ"
+    stream = _polars(
+        spark.read.format("delta")
+        .load(lake.table_path(settings, "gold.sales_daily"))
+        .where(day)
+        .select(*KEYS, *MEASURES)
     )
+    source, catalogue = reference.sales_day_frames(settings.pg_conninfo, run_date)
+    diverged = diverged_lines(spark, settings, run_date, catalogue)
+    result = compare({"stream": stream, "batch": batch, "source": source}, diverged)
+
+    path = lake.ensure_table(spark, settings, TABLE)
+    (
+        audit_frame(spark, result, run_date, run_id, datetime.now(UTC))
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"run_date = '{run_date.isoformat()}'")
+        # A table written before the grain and the notes existed gains those columns.
+        .option("mergeSchema", "true")
+        .save(path)
+    )
+    rows = result.to_dicts()
+    keys = result.filter(pl.col("grain") == KEY_GRAIN).select(KEYS).unique().height
+    groups = result.filter(pl.col("grain") == COMBINED_GRAIN).select(KEYS).unique().height
+    incomparable = (
+        result.filter((pl.col("grain") == KEY_GRAIN) & ~pl.col("is_source_compared"))
+        .select(KEYS)
+        .unique()
+        .height
+    )
+    wrong = [r for r in rows if not r["is_match"]]
+    wrong_keys = len({(r["grain"], *(r[k] for k in KEYS)) for r in wrong})
+    compared = keys + groups
+    apart = describe_incomparable(rows, TABLE)
+    report(
+        f"reconciled {run_date}: {keys} keys x {len(MEASURES)} measures"
+        + (f" and {groups} combined groups" if groups else "")
+        + f", {wrong_keys} differ"
+        + (f"; {apart}" if apart else "")
+    )
+    counts = {
+        "keys": keys,
+        "mismatched_keys": wrong_keys,
+        "mismatched_values": len(wrong),
+    }
+    if incomparable:
+        counts |= {"source_not_comparable_keys": incomparable, "combined_groups": groups}
     return StepResult(
         "reconcile",
         "failed" if wrong else "success",
         time.monotonic() - started,
-        rows={"keys": keys, "mismatched_keys": wrong_keys, "mismatched_values": len(wrong)},
-        error=describe_mismatches(wrong, keys) if wrong else None,
+        rows=counts,
+        error=describe_mismatches(wrong, compared, TABLE) if wrong else None,
+        details={"source_not_comparable": apart} if apart else {},
     )

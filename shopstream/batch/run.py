@@ -10,6 +10,7 @@ Step order and what a failure means:
   the date (their answers would be about yesterday's marts).
 - ``quality`` failed: ``reconcile`` still runs; its answer is independent and on-call wants
   both.
+- ``retention`` prunes old records whatever the other steps found (``batch.retention``).
 - ``notify`` always runs when asked for. It summarises the latest result of every step of the
   date, including steps run by earlier invocations (a scheduler runs one step per task).
 """
@@ -36,7 +37,7 @@ from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 from streams import lake
 
-STEPS = ("dbt", "quality", "reconcile", "notify")
+STEPS = ("dbt", "quality", "reconcile", "retention", "notify")
 
 
 @dataclass
@@ -118,7 +119,7 @@ def run_day(
 ) -> DayRun:
     """Run ``steps`` for one date and record them."""
     from quality import run as quality
-    from shopstream.batch import dbt_step, reconcile
+    from shopstream.batch import dbt_step, reconcile, retention
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     day = DayRun(run_date, f"{run_date.isoformat()}-{stamp}-{uuid.uuid4().hex[:6]}")
@@ -128,6 +129,7 @@ def run_day(
         "dbt": lambda: dbt_step.run(settings, run_date, full_refresh=full_refresh, report=report),
         "quality": lambda: quality.run(spark, settings, run_date, day.run_id, report=report),
         "reconcile": lambda: reconcile.run(spark, settings, run_date, day.run_id, report=report),
+        "retention": lambda: retention.run(settings, report=report),
     }
     for step in steps:
         if step == "notify":

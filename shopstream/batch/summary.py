@@ -47,15 +47,35 @@ def notice(
             fields,
         )
     reconcile = results.get("reconcile")
-    proof = (
-        f"; stream = batch = source for all {reconcile.rows.get('keys', 0)} keys"
-        if reconcile is not None and reconcile.status == "success"
-        else ""
+    proof, apart = "", ""
+    if reconcile is not None and reconcile.status == "success":
+        keys = reconcile.rows.get("keys", 0)
+        incomparable = reconcile.rows.get("source_not_comparable_keys", 0)
+        if incomparable:
+            # Keys a re-categorisation or cost change put out of PostgreSQL's reach: proved
+            # stream = batch, and their facts against the source where it is true.
+            proof = (
+                f"; stream = batch = source for {keys - incomparable} keys, stream = batch for "
+                f"{incomparable} (source not comparable)"
+            )
+            apart = reconcile.details.get("source_not_comparable") or (
+                f"{incomparable} keys compared stream against batch only: see "
+                "audit.reconciliation where not is_source_compared"
+            )
+        else:
+            proof = f"; stream = batch = source for all {keys} keys"
+    detail = "\n".join(
+        part
+        for part in (
+            "An earlier failure of this date is resolved." if resolves_failure else "",
+            apart,
+        )
+        if part
     )
     return Notice(
         "resolved" if resolves_failure else "info",
         f"Daily batch for {run_date} succeeded{proof}",
-        "An earlier failure of this date is resolved." if resolves_failure else "",
+        detail,
         dedup_key(run_date),
         fields,
     )

@@ -56,7 +56,9 @@ def register(root: typer.Typer) -> None:
         first: str | None = typer.Option(None, "--from", help="Backfill from this day..."),
         last: str | None = typer.Option(None, "--to", help="...to this day, inclusive."),
         steps: str | None = typer.Option(
-            None, "--steps", help="Comma-separated subset of dbt,quality,reconcile,notify."
+            None,
+            "--steps",
+            help="Comma-separated subset of dbt,quality,reconcile,retention,notify.",
         ),
         full_refresh: bool = typer.Option(
             False, "--full-refresh", help="Rebuild dbt's incremental marts from scratch."

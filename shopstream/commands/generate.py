@@ -167,6 +167,8 @@ def print_summary(r: GenerateResult, options: GenerateOptions) -> None:
         ("cancellations", f"{r.cancellations:,}"),
         ("restocks", f"{r.restocks:,}"),
         ("price changes", f"{r.price_changes:,}"),
+        ("re-categorisations", f"{r.recategorisations:,}"),
+        ("cost changes", f"{r.cost_changes:,}"),
         ("stock adjustments", f"{r.stock_adjustments:,}"),
         ("signups", f"{r.signups:,}"),
         ("profile edits", f"{r.profile_edits:,}"),
@@ -181,6 +183,8 @@ def print_summary(r: GenerateResult, options: GenerateOptions) -> None:
             rows.append(("[red]click events failed[/]", f"[red]{r.click_failures:,}[/]"))
     if r.stockouts or r.lost_orders:
         rows.append(("items sold out / orders lost", f"{r.stockouts:,} / {r.lost_orders:,}"))
+    if r.skipped_orders:
+        rows.append(("orders skipped (too large, logged)", f"{r.skipped_orders:,}"))
     if r.bootstrap is not None and r.bootstrap.created:
         b = r.bootstrap
         rows.append((

@@ -2,9 +2,14 @@
 
 Each query states the gold table's definition a second time, in SQL over the source, with the
 same grain, rounding and column names, so a stream that lost, doubled or mis-ordered a single
-change shows up as a difference. Two documented simplifications hold for the generated shop:
-a product's category and unit cost never change (gold reads them as of the order from SCD2
-history, PostgreSQL only has the current value), and warehouses never move region.
+change shows up as a difference.
+
+PostgreSQL knows the catalogue only as it is now. Gold reads a product's category and unit
+cost as of the order (SCD2 history), so for lines placed before a re-categorisation or a cost
+change this query answers with today's values: where that makes its answer untrue is the
+comparability rule's to decide (``shopstream.reconcile.comparability``), which is why the
+day's aggregate comes with the catalogue it was computed from (``sales_day``). Regions are
+the warehouse's current one here as in gold, and sign-up dates never change.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import polars as pl
 import psycopg
 from psycopg.rows import dict_row
 
@@ -65,6 +71,30 @@ SALES_DAILY_MEASURES = (
 )
 
 
+#: The catalogue as PostgreSQL has it now: what ``SALES_DAILY_SQL`` resolved every line with.
+PRODUCTS_SQL = "select product_id, category, unit_cost from shop.products"
+
+SALES_DAILY_SCHEMA = pl.Schema(
+    {
+        "order_date": pl.Date(),
+        "category": pl.String(),
+        "region": pl.String(),
+        "customer_segment": pl.String(),
+        "order_count": pl.Int64(),
+        "customer_count": pl.Int64(),
+        "units_sold": pl.Int64(),
+        "revenue": pl.Decimal(18, 2),
+        "cost": pl.Decimal(18, 2),
+        "profit": pl.Decimal(18, 2),
+        "cancelled_order_count": pl.Int64(),
+        "cancelled_revenue": pl.Decimal(18, 2),
+    }
+)
+PRODUCTS_SCHEMA = pl.Schema(
+    {"product_id": pl.Int64(), "category": pl.String(), "unit_cost": pl.Decimal(12, 2)}
+)
+
+
 def _keyed(
     rows: list[dict[str, Any]], key: tuple[str, ...]
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -73,6 +103,35 @@ def _keyed(
 
 def sales_daily(conninfo: str, day: date | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
     """gold.sales_daily from PostgreSQL (one day, or all), keyed by its grain."""
-    with psycopg.connect(conninfo, row_factory=dict_row) as conn:
-        rows = conn.execute(SALES_DAILY_SQL, {"day": day}).fetchall()
+    rows, _ = sales_day(conninfo, day)
     return _keyed(rows, SALES_DAILY_KEY)
+
+
+def sales_day(
+    conninfo: str, day: date | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """gold.sales_daily's rows from PostgreSQL (one day, or all) and the catalogue they were
+    resolved with (``PRODUCTS_SQL``), read in one snapshot so the two agree."""
+    with psycopg.connect(conninfo, row_factory=dict_row) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            rows = conn.execute(SALES_DAILY_SQL, {"day": day}).fetchall()
+            products = conn.execute(PRODUCTS_SQL).fetchall()
+    return rows, products
+
+
+def sales_day_frames(conninfo: str, day: date | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``sales_day`` as frames: the day's (or every day's) sales rows and the catalogue."""
+    rows, products = sales_day(conninfo, day)
+    sales = pl.DataFrame(
+        [{c: row[c] for c in SALES_DAILY_SCHEMA} for row in rows],
+        schema=SALES_DAILY_SCHEMA,
+        orient="row",
+    )
+    catalogue = pl.DataFrame(
+        [{c: row[c] for c in PRODUCTS_SCHEMA} for row in products],
+        schema=PRODUCTS_SCHEMA,
+        orient="row",
+    )
+    return sales, catalogue

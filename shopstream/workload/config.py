@@ -34,6 +34,12 @@ class WorkloadConfig:
     profile_edits_per_order: float = 0.03
     erasures_per_order: float = 0.001
     price_changes_per_order: float = 0.005
+    #: Catalogue changes that gold reads as of the order (SCD2) and PostgreSQL only as they
+    #: are now: a product moved to another category, a new unit cost from the supplier. At
+    #: the demo's 5 orders/s, about 90 moves and 220 cost changes a day; in a default backfill
+    #: (about 4,300 orders a day), about one of each.
+    recategorisations_per_order: float = 0.0002
+    cost_changes_per_order: float = 0.0005
     #: Stock counts and write-offs that correct a stock level outside any order.
     stock_adjustments_per_order: float = 0.01
     #: Share of orders the customer cancels before shipping.
@@ -69,6 +75,8 @@ class WorkloadConfig:
             "profile_edits_per_order",
             "erasures_per_order",
             "price_changes_per_order",
+            "recategorisations_per_order",
+            "cost_changes_per_order",
             "stock_adjustments_per_order",
             "browsing_sessions_per_order",
         ):

@@ -22,14 +22,15 @@ Activities:
 - a warehouse row at or below its reorder point gets a restock of reorder_qty after a
   lead time;
 - stock counts and write-offs correct a stock level now and then, outside any order;
-- signups, profile edits, price changes and erasures arrive as Poisson processes at a fixed
-  ratio to the order rate.
+- signups, profile edits, price changes, re-categorisations, cost changes and erasures
+  arrive as Poisson processes at a fixed ratio to the order rate.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from typing import Any, Protocol
 
 from shopstream.workload import lifecycle
 from shopstream.workload.catalogue import (
+    CATEGORIES,
+    CENT,
     EMAIL_DOMAINS,
     FIRST_NAMES,
     LAST_NAMES,
@@ -52,6 +55,8 @@ from shopstream.workload.catalogue import (
 from shopstream.workload.config import REGION_SHARES, WorkloadConfig
 from shopstream.workload.curve import SHOP_CURVE, DailyCurve
 from shopstream.workload.ops import (
+    MAX_AMOUNT,
+    CostChanged,
     CustomerEdited,
     CustomerErased,
     CustomerSignedUp,
@@ -60,6 +65,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    ProductRecategorised,
     StockAdjusted,
     StockReplenished,
 )
@@ -74,6 +80,7 @@ class ProductState:
     sku: str
     unit_price: Decimal
     unit_cost: Decimal
+    category: str
 
 
 @dataclass
@@ -129,10 +136,23 @@ class CountingIds:
         return next(self._orders)
 
 
+_log = logging.getLogger(__name__)
+
 # --- the model --------------------------------------------------------------------------
 
 # Event kinds; small ints keep heap entries cheap to compare.
-_ORDER, _TRANSITION, _RESTOCK, _SIGNUP, _EDIT, _ERASURE, _PRICE, _ADJUST = range(8)
+(
+    _ORDER,
+    _TRANSITION,
+    _RESTOCK,
+    _SIGNUP,
+    _EDIT,
+    _ERASURE,
+    _PRICE,
+    _ADJUST,
+    _RECATEGORISE,
+    _COST,
+) = range(10)
 
 _EDIT_KINDS = WeightedChoice(
     ("phone", "email", "marketing", "region", "last_name"), (0.35, 0.25, 0.20, 0.10, 0.10)
@@ -157,6 +177,8 @@ class ModelCounters:
     lost_orders: int = 0
     #: Order lines skipped because no warehouse had the product.
     stockouts: int = 0
+    #: Orders skipped because an amount did not fit the shop's money columns.
+    skipped_orders: int = 0
 
 
 def to_datetime(t: float) -> datetime:
@@ -231,6 +253,8 @@ class ShopModel:
                 (_ERASURE, self.config.erasures_per_order),
                 (_PRICE, self.config.price_changes_per_order),
                 (_ADJUST, self.config.stock_adjustments_per_order),
+                (_RECATEGORISE, self.config.recategorisations_per_order),
+                (_COST, self.config.cost_changes_per_order),
             )
             if ratio > 0
         }
@@ -297,6 +321,12 @@ class ShopModel:
                 self._schedule_side(kind)
             elif kind == _ADJUST:
                 self._on_adjustment(t, ops)
+                self._schedule_side(kind)
+            elif kind == _RECATEGORISE:
+                self._on_recategorisation(t, ops)
+                self._schedule_side(kind)
+            elif kind == _COST:
+                self._on_cost_change(t, ops)
                 self._schedule_side(kind)
         else:
             if until > self.now:
@@ -454,16 +484,43 @@ class ShopModel:
 
     def _on_price_change(self, t: float, ops: list[Op]) -> None:
         rng = self.rng
-        product = self.products[self._product_ids[rng.randrange(len(self._product_ids))]]
+        product = self._random_product()
         old = product.unit_price
         # Rises are a little more common than cuts; sales are short, inflation is not.
         change = rng.uniform(0.03, 0.15) * (1 if rng.random() < 0.6 else -1)
         floor = float(product.unit_cost) * 1.05
-        new = price_point(max(float(old) * (1 + change), floor))
+        new = min(price_point(max(float(old) * (1 + change), floor)), MAX_AMOUNT)
         if new == old:
-            new = old + 1
+            new = old + 1 if old + 1 <= MAX_AMOUNT else old - 1
         product.unit_price = new
         ops.append(PriceChanged(product.product_id, old, new, to_datetime(t)))
+
+    def _random_product(self) -> ProductState:
+        return self.products[self._product_ids[self.rng.randrange(len(self._product_ids))]]
+
+    def _on_recategorisation(self, t: float, ops: list[Op]) -> None:
+        """A product moves to another of the shop's categories (its SKU stays)."""
+        product = self._random_product()
+        others = [c for c in sorted(CATEGORIES) if c != product.category]
+        new = others[self.rng.randrange(len(others))]
+        ops.append(ProductRecategorised(product.product_id, product.category, new, to_datetime(t)))
+        product.category = new
+
+    def _on_cost_change(self, t: float, ops: list[Op]) -> None:
+        """The supplier's price moves a few per cent, more often up; the cost stays positive
+        and below the list price (the next price change keeps its margin floor above it)."""
+        rng = self.rng
+        product = self._random_product()
+        old = product.unit_cost
+        change = rng.uniform(0.02, 0.10) * (1 if rng.random() < 0.65 else -1)
+        ceiling = product.unit_price * Decimal("0.95")
+        new = min(old * Decimal(str(round(1 + change, 4))), ceiling).quantize(CENT)
+        if new == old:
+            new = old - CENT if old > CENT else old + CENT
+        if new <= 0 or new > ceiling:
+            return  # nothing sensible to change it to (a near-free or margin-less product)
+        ops.append(CostChanged(product.product_id, old, new, to_datetime(t)))
+        product.unit_cost = new
 
     # --- stock ----------------------------------------------------------------------------------
 
@@ -496,7 +553,13 @@ class ShopModel:
             customer_id = signup.customer_id
         region = self.customer_region[customer_id]
         lines = self._build_cart(region)
-        if lines:
+        total = sum((line.amount for line in lines), Decimal("0.00"))
+        if total > MAX_AMOUNT:
+            # A catalogue price nobody meant (9,999,999,999.99) would make the order's total
+            # overflow NUMERIC(12, 2) and abort its whole batch, again after every restart:
+            # one bad order is logged and skipped, the shop goes on.
+            self._skip_order(customer_id, lines, total)
+        elif lines:
             order = OrderPlaced(self.ids.next_order_id(), customer_id, to_datetime(t), lines)
             ops.append(order)
             self.counters.orders += 1
@@ -510,6 +573,21 @@ class ShopModel:
         else:
             self.counters.lost_orders += 1
         self._schedule_next_order()
+
+    def _skip_order(self, customer_id: int, lines: tuple[OrderLine, ...], total: Decimal) -> None:
+        """Put the cart's stock back and log the order in one line (a restock the cart may
+        have scheduled still comes: a little extra stock, nothing inconsistent)."""
+        for line in lines:
+            self.stock[(line.product_id, line.warehouse_id)].on_hand += line.quantity
+        self.counters.skipped_orders += 1
+        _log.warning(
+            "skipped an order of customer %s: its total %s exceeds the largest amount the "
+            "shop stores (%s); lines (product x quantity at price): %s",
+            customer_id,
+            total,
+            MAX_AMOUNT,
+            ", ".join(f"{x.product_id} x {x.quantity} at {x.unit_price}" for x in lines),
+        )
 
     def _build_cart(self, region: str) -> tuple[OrderLine, ...]:
         rng = self.rng
@@ -602,7 +680,7 @@ def state_from_catalogue(catalogue: Catalogue) -> ShopState:
     from this state matches a run against a fresh database.
     """
     products = [
-        ProductState(i, p.sku, p.unit_price, p.unit_cost)
+        ProductState(i, p.sku, p.unit_price, p.unit_cost, p.category)
         for i, p in enumerate(catalogue.products, start=1)
     ]
     product_ids = {p.sku: p.product_id for p in products}

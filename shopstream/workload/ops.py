@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+#: The largest amount the shop's money columns hold (NUMERIC(12, 2): unit prices and costs,
+#: order totals). An op with a larger amount would abort its whole batch's transaction.
+MAX_AMOUNT = Decimal("9999999999.99")
+
 
 @dataclass(frozen=True, slots=True)
 class CustomerSignedUp:
@@ -113,6 +117,28 @@ class PriceChanged:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ProductRecategorised:
+    """The product moves to another category (a catalogue reorganisation). Orders already
+    placed keep the category they were sold under: that is what SCD2 history is for."""
+
+    product_id: int
+    old_category: str
+    new_category: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CostChanged:
+    """The supplier's unit cost changes (a new purchase price); orders already placed keep
+    the cost they were sold at."""
+
+    product_id: int
+    old_cost: Decimal
+    new_cost: Decimal
+    at: datetime
+
+
 Op = (
     CustomerSignedUp
     | CustomerEdited
@@ -122,4 +148,6 @@ Op = (
     | StockReplenished
     | StockAdjusted
     | PriceChanged
+    | ProductRecategorised
+    | CostChanged
 )

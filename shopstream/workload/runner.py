@@ -30,6 +30,7 @@ from shopstream.workload.config import WorkloadConfig
 from shopstream.workload.curve import DAY_S, SHOP_CURVE, DailyCurve
 from shopstream.workload.model import ShopModel
 from shopstream.workload.ops import (
+    CostChanged,
     CustomerEdited,
     CustomerErased,
     CustomerSignedUp,
@@ -37,6 +38,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    ProductRecategorised,
     StockAdjusted,
     StockReplenished,
 )
@@ -151,11 +153,15 @@ class GenerateResult:
     status_changes: int = 0
     restocks: int = 0
     price_changes: int = 0
+    recategorisations: int = 0
+    cost_changes: int = 0
     stock_adjustments: int = 0
     signups: int = 0
     profile_edits: int = 0
     erasures: int = 0
     lost_orders: int = 0
+    #: Orders the model logged and skipped: an amount too large for the shop's columns.
+    skipped_orders: int = 0
     stockouts: int = 0
     click_events: int = 0
     bad_events: int = 0
@@ -194,6 +200,10 @@ class GenerateResult:
                 self.restocks += 1
             elif isinstance(op, PriceChanged):
                 self.price_changes += 1
+            elif isinstance(op, ProductRecategorised):
+                self.recategorisations += 1
+            elif isinstance(op, CostChanged):
+                self.cost_changes += 1
             elif isinstance(op, StockAdjusted):
                 self.stock_adjustments += 1
             elif isinstance(op, CustomerSignedUp):
@@ -324,6 +334,7 @@ def run(
         if clicks is not None:
             _close_clicks(clicks, result)
         result.lost_orders = model.counters.lost_orders
+        result.skipped_orders = model.counters.skipped_orders
         result.stockouts = model.counters.stockouts
         if on_progress is not None:
             on_progress(result)

@@ -27,6 +27,7 @@ from shopstream.workload.catalogue import (
 )
 from shopstream.workload.model import OpenOrder, ProductState, ShopState, StockRow
 from shopstream.workload.ops import (
+    CostChanged,
     CustomerEdited,
     CustomerErased,
     CustomerSignedUp,
@@ -34,6 +35,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    ProductRecategorised,
     StockAdjusted,
     StockReplenished,
 )
@@ -229,7 +231,8 @@ def load_state(conn: Conn) -> ShopState:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("set transaction isolation level repeatable read, read only")
         cur.execute(
-            "select product_id, sku, unit_price, unit_cost from shop.products order by product_id"
+            "select product_id, sku, unit_price, unit_cost, category from shop.products"
+            " order by product_id"
         )
         products = [ProductState(*r) for r in cur.fetchall()]
         cur.execute("select warehouse_id, region from shop.warehouses order by warehouse_id")
@@ -297,7 +300,10 @@ def apply_batch(conn: Conn, ops: Sequence[Op]) -> None:
     erasures: list[CustomerErased] = []
     orders: list[OrderPlaced] = []
     changes: list[OrderStatusChanged] = []
-    prices: list[PriceChanged] = []
+    # Price, category and cost changes in op (time) order: one product's changes must reach
+    # the log in the order they happened, each with its time, or its SCD2 history would
+    # chain them out of order.
+    products: list[PriceChanged | ProductRecategorised | CostChanged] = []
     # (product_id, warehouse_id) -> [delta, last change, last restock]
     stock: dict[tuple[int, int], list[Any]] = {}
 
@@ -330,8 +336,8 @@ def apply_batch(conn: Conn, ops: Sequence[Op]) -> None:
             edits.append(op)
         elif isinstance(op, CustomerErased):
             erasures.append(op)
-        elif isinstance(op, PriceChanged):
-            prices.append(op)
+        elif isinstance(op, PriceChanged | ProductRecategorised | CostChanged):
+            products.append(op)
 
     with conn.transaction(), conn.cursor() as cur:
         if signups:
@@ -347,11 +353,9 @@ def apply_batch(conn: Conn, ops: Sequence[Op]) -> None:
                 "at",
             )))  # fmt: skip
             _expect(cur, len(batch), "customer edits")
-        for batch in _rounds(prices, "product_id"):
-            cur.execute(
-                _CHANGE_PRICES, _columns(batch, ("product_id", "old_price", "new_price", "at"))
-            )
-            _expect(cur, len(batch), "price changes")
+        for batch in _rounds(products, "product_id"):
+            cur.execute(_CHANGE_PRODUCTS, _columns(batch, _PRODUCT_CHANGE_FIELDS))
+            _expect(cur, len(batch), "product changes")
         if orders:
             with cur.copy(_ORDERS_COPY) as copy:
                 for o in orders:
@@ -409,7 +413,8 @@ def apply_batch(conn: Conn, ops: Sequence[Op]) -> None:
 
 
 def _columns(ops: Sequence[Any], names: Sequence[str]) -> tuple[list[Any], ...]:
-    return tuple([getattr(op, n) for op in ops] for n in names)
+    """One list per field; a field an op does not have is None (unchanged)."""
+    return tuple([getattr(op, n, None) for op in ops] for n in names)
 
 
 _EDIT_CUSTOMERS = """
@@ -426,13 +431,31 @@ from unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bo
 where c.customer_id = d.customer_id
 """
 
-# Guarded by the old price: a price someone else changed is drift, not something to
-# overwrite silently.
-_CHANGE_PRICES = """
-update shop.products p set unit_price = d.new_price, updated_at = d.at
-from unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::timestamptz[])
-    as d(product_id, old_price, new_price, at)
-where p.product_id = d.product_id and p.unit_price = d.old_price
+# A price change, a re-categorisation or a cost change (None: unchanged), each guarded by the
+# old value: a product someone else changed is drift, not something to overwrite silently.
+_PRODUCT_CHANGE_FIELDS = (
+    "product_id",
+    "old_price",
+    "new_price",
+    "old_category",
+    "new_category",
+    "old_cost",
+    "new_cost",
+    "at",
+)
+_CHANGE_PRODUCTS = """
+update shop.products p set
+    unit_price = coalesce(d.new_price, p.unit_price),
+    category = coalesce(d.new_category, p.category),
+    unit_cost = coalesce(d.new_cost, p.unit_cost),
+    updated_at = d.at
+from unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::text[], %s::text[], %s::numeric[],
+            %s::numeric[], %s::timestamptz[])
+    as d(product_id, old_price, new_price, old_category, new_category, old_cost, new_cost, at)
+where p.product_id = d.product_id
+  and (d.old_price is null or p.unit_price = d.old_price)
+  and (d.old_category is null or p.category = d.old_category)
+  and (d.old_cost is null or p.unit_cost = d.old_cost)
 """
 
 # Guarded by the old status, so only legal lifecycle moves of the model's orders apply.

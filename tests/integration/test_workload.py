@@ -29,13 +29,17 @@ from shopstream.db.migrate import migrate
 from shopstream.kafka_io import end_offsets
 from shopstream.settings import Settings
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC
+from shopstream.workload.catalogue import popularity_order
 from shopstream.workload.config import WorkloadConfig
 from shopstream.workload.ops import (
+    MAX_AMOUNT,
+    CostChanged,
     CustomerErased,
     CustomerSignedUp,
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    ProductRecategorised,
     StockAdjusted,
     StockReplenished,
 )
@@ -44,11 +48,13 @@ from shopstream.workload.store import bootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-#: Rare events made common, so one short run shows every kind of change: erasures, price
-#: changes, and restocks that arrive within a few dozen orders.
+#: Rare events made common, so one short run shows every kind of change: erasures, price,
+#: category and cost changes, and restocks that arrive within a few dozen orders.
 BUSY = WorkloadConfig(
     erasures_per_order=0.03,
     price_changes_per_order=0.05,
+    recategorisations_per_order=0.03,
+    cost_changes_per_order=0.05,
     stock_adjustments_per_order=0.05,
     restock_lead_orders=30,
 )
@@ -337,6 +343,29 @@ def test_backfill_writes_consistent_history(shop: Settings, db: psycopg.Connecti
             _scalar(db, "select unit_price from shop.products where product_id = %s", product_id)
             == price
         )
+    # Re-categorisations and cost changes landed too, and each changed product ends at the
+    # time of its last change (its changes were written in the order they happened, so its
+    # history in the log is in time order).
+    moves = [op for op in ops if isinstance(op, ProductRecategorised)]
+    costs = [op for op in ops if isinstance(op, CostChanged)]
+    assert moves and costs, "BUSY config re-categorises and re-costs every ~20-30 orders"
+    assert (result.recategorisations, result.cost_changes) == (len(moves), len(costs))
+    expected: dict[int, dict[str, Any]] = {}
+    for op in ops:
+        if isinstance(op, PriceChanged | ProductRecategorised | CostChanged):
+            expected.setdefault(op.product_id, {})["updated_at"] = op.at
+        if isinstance(op, ProductRecategorised):
+            expected[op.product_id]["category"] = op.new_category
+        elif isinstance(op, CostChanged):
+            expected[op.product_id]["unit_cost"] = op.new_cost
+    for product_id, want in expected.items():
+        row = db.execute(
+            "select category, unit_cost, updated_at from shop.products where product_id = %s",
+            (product_id,),
+        ).fetchone()
+        assert row is not None
+        got = dict(zip(("category", "unit_cost", "updated_at"), row, strict=True))
+        assert {k: got[k] for k in want} == want, product_id
 
     # Final statuses match the lifecycle the run played.
     final = {op.order_id: op.to_status for op in ops if isinstance(op, OrderStatusChanged)}
@@ -468,6 +497,49 @@ def test_generator_survives_changes_behind_its_back(
             " unit_price) from shop.order_items i where i.order_id = o.order_id)",
         )
         assert mismatched == 0
+
+
+def test_an_order_too_big_for_the_shop_is_logged_and_skipped_and_the_generator_goes_on(
+    fresh_databases: Callable[[], Settings],
+) -> None:
+    """Issue 17: with a product priced 9,999,999,999.99 in the catalogue, an order's total
+    overflowed NUMERIC(12, 2), the batch failed and the generator died (and did again after
+    every restart). The real command now logs each such order in one line and carries on."""
+    settings = fresh_databases()
+    bootstrap(settings)
+    with _connect(settings) as conn:
+        skus = [r[0] for r in conn.execute("select sku from shop.products").fetchall()]
+        top = popularity_order(skus)[0]
+        product_id = _scalar(
+            conn,
+            "update shop.products set unit_price = %s where sku = %s returning product_id",
+            MAX_AMOUNT,
+            top,
+        )
+    env = {
+        **os.environ,
+        "SHOPSTREAM_PG_HOST": settings.pg_host,
+        "SHOPSTREAM_PG_PORT": str(settings.pg_port),
+        "SHOPSTREAM_PG_DATABASE": settings.pg_database,
+        "COLUMNS": "120",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "shopstream.cli", "generate", "--orders", "300", "--rate", "300",
+         "--flat", "--no-clickstream", "--seed", "17"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logged = [line for line in proc.stderr.splitlines() if "skipped an order" in line]
+    assert logged, proc.stderr[-3000:]
+    assert all(f"{product_id} x " in line and str(MAX_AMOUNT) in line for line in logged)
+    assert "Traceback" not in proc.stderr
+    assert "orders skipped" in proc.stdout and f" {len(logged)} " in proc.stdout
+    with _connect(settings) as conn:
+        orders = _scalar(conn, "select count(*) from shop.orders")
+        # Skipped orders do not count: the run still placed the 300 it was asked for.
+        assert orders == 300
+        assert _scalar(conn, "select max(total_amount) from shop.orders") <= MAX_AMOUNT
+        assert _scalar(conn, "select min(on_hand) from shop.inventory") >= 0
 
 
 def _end_offsets(bootstrap_servers: str) -> dict[int, int]:

@@ -4,16 +4,15 @@
     macros/rfm.sql, and named by macros/rfm.sql `rfm_segment`.
 
     Incremental by run date D: the snapshot of D is deleted, then appended (pre-hook), so a
-    re-run replaces it. Every build writes only D: the history grows one day per run
-    (backfill with `shopstream batch --from D1 --to D2`). A full refresh leaves the history
-    alone (full_refresh=false: past snapshots are what the segments were on those days); to
-    start it over, drop marts.customer_segments.
+    re-run replaces it. A first build writes D alone: the history grows one day per run
+    (backfill with `shopstream batch --from D1 --to D2`). A full refresh (`--full-refresh`)
+    rebuilds the mart with every snapshot day it held and D, each recomputed from silver as it
+    stands now (macros/rfm_as_of_dates.sql), so a change to the rules reaches past snapshots.
 #}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
-        full_refresh=false,
         partition_by=['as_of_date'],
         on_schema_change='fail',
         pre_hook="{{ delete_run_date('as_of_date') }}",

@@ -2,16 +2,23 @@
 
 The session's ``converged_pipeline`` (``tests/integration/pipeline.py``) writes three days
 of history and a live load into PostgreSQL; Debezium carries them to Kafka; the streaming
-driver, killed and restarted, builds silver and gold until they equal PostgreSQL. On that
-lake (with this module's own state folder), the real command runs the daily batch for
+driver, killed and restarted, builds silver and gold until they equal PostgreSQL wherever
+PostgreSQL can answer. Before its last run, yesterday's catalogue changes in the middle of
+the day: one product is re-categorised and another's unit cost is raised, each between two
+of its orders (and the generator re-categorises and re-costs products now and then too). On
+that lake (with this module's own state folder), the real command runs the daily batch for
 yesterday:
 
 * dbt builds and tests the marts, the Great Expectations checkpoints pass, and reconciliation
-  finds stream = batch = source for every key, exactly;
-* the run is recorded and the summary reaches Slack;
-* one gold row corrupted on purpose (the stream's side), then a two-day backfill of the
-  reconciliation: the day before reconciles clean, the date's rows are replaced and report
-  exactly that key, and the run fails and pages.
+  finds stream = batch = source for every key PostgreSQL's current catalogue can answer for,
+  exactly; the keys it cannot (the lines before each change) pass stream = batch, are named
+  "source not comparable: <attribute> changed at <time>", and the re-categorised keys' facts
+  add up to the source's once their categories are combined;
+* the run is recorded and the summary, naming those keys, reaches Slack;
+* two gold rows corrupted on purpose (the stream's side), one the source can answer for and
+  one it cannot, then a two-day backfill of the reconciliation: the day before reconciles
+  clean, the date's rows are replaced and report exactly those keys (the second also at the
+  combined grain), and the run fails and pages.
 
 The tests run right after the exactly-once test (``tests/conftest.py``), which checks the
 same lake before anything here writes marts into it or corrupts it.
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from functools import reduce
 from operator import and_
@@ -38,10 +45,12 @@ from pyspark.sql import functions as F
 
 from shopstream.lake_reader import read_rows
 from shopstream.reconcile import postgres as reference
+from shopstream.reconcile.comparability import MEASURES as ALL_MEASURES
+from shopstream.reconcile.comparability import NOTE_PREFIX, TIME_FORMAT
 from shopstream.settings import Settings
 from streams import lake
 from tests.integration.conftest import HttpReceiver
-from tests.integration.pipeline import SHOPSTREAM, Pipeline
+from tests.integration.pipeline import SHOPSTREAM, CatalogueChange, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +60,16 @@ MEASURES = ("order_count", "customer_count", "units_sold", "revenue", "cost", "p
 
 @dataclass(frozen=True)
 class History:
-    """The session's lake, caught up with PostgreSQL, and the day the batch builds."""
+    """The session's lake, caught up with PostgreSQL, the day the batch builds and the
+    catalogue changes made in its middle."""
 
     lake: Path
     day: date
     env: dict[str, str]
+    changes: tuple[CatalogueChange, ...]
+
+    def change(self, attribute: str) -> CatalogueChange:
+        return next(c for c in self.changes if c.attribute == attribute)
 
 
 def _rows(lake: Path, table: str, **where: Any) -> list[dict[str, Any]]:
@@ -90,6 +104,7 @@ def history(converged_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFacto
         converged_pipeline.lake,
         converged_pipeline.day,
         converged_pipeline.env | {"SHOPSTREAM_STATE_DIR": str(state)},
+        converged_pipeline.catalogue_changes,
     )
 
 
@@ -119,6 +134,35 @@ def _pushed(settings: Settings, family: str) -> dict[tuple[tuple[str, str], ...]
     }
 
 
+def _keys_before(history: History, change: CatalogueChange) -> set[tuple[Any, ...]]:
+    """The keys (as the lake resolved them) of the changed product's lines of the day placed
+    before the change."""
+    lines = _rows(history.lake, "gold.sales_order_lines", product_id=change.product_id)
+    return {
+        tuple(r[k] for k in KEY)
+        for r in lines
+        if r["order_date"] == history.day and r["placed_at"] < change.at
+    }
+
+
+def _changed_at(note: str, attribute: str, when: str) -> bool:
+    """The note says ``attribute`` changed at ``when`` (among the times it lists for it):
+    "source not comparable: category changed at T1, T2; unit_cost changed at T3"."""
+    parts = note.removeprefix(NOTE_PREFIX).split("; ")
+    return any(
+        p.startswith(f"{attribute} changed at ") and when in p.split(" changed at ")[1].split(", ")
+        for p in parts
+    )
+
+
+def _reconciled(lake: Path, day: date) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
+    """audit.reconciliation of a day: (grain, key...) -> measure -> row."""
+    found: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for r in _rows(lake, "audit.reconciliation", run_date=day):
+        found.setdefault((r["grain"], *(r[k] for k in KEY)), {})[r["measure"]] = r
+    return found
+
+
 def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
     rows = _rows(lake, "audit.batch_runs", run_date=day)
     newest = max(r["started_at"] for r in rows)
@@ -126,11 +170,14 @@ def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
     return {r["step"]: r for r in rows if r["run_id"] == run_id}
 
 
-def test_a_clean_day_builds_checks_and_reconciles_exactly(
+def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
     history: History, http_receiver: HttpReceiver, stack: Settings
 ) -> None:
     source = _source_day(stack, history.day)
     assert source, f"the generator wrote no order on {history.day}"
+    moved, costed = history.change("category"), history.change("unit_cost")
+    moved_keys, costed_keys = _keys_before(history, moved), _keys_before(history, costed)
+    assert moved_keys and costed_keys, "no line before the mid-day changes"
     done = _batch(history, http_receiver, "--date", history.day.isoformat())
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
@@ -139,6 +186,7 @@ def test_a_clean_day_builds_checks_and_reconciles_exactly(
         "dbt": "success",
         "quality": "success",
         "reconcile": "success",
+        "retention": "success",
         "notify": "success",
     }
     assert steps["quality"]["quality_score"] == 1.0
@@ -151,12 +199,51 @@ def test_a_clean_day_builds_checks_and_reconciles_exactly(
             ]
             assert actual == [c.split()[0] for c in lake.table_def(name).columns], name
 
+    reconciled = _reconciled(history.lake, history.day)
+    assert all(r["is_match"] for rows in reconciled.values() for r in rows.values())
+    # Every key PostgreSQL can answer for is the source's, exactly, in the mart too.
     mart = {tuple(r[k] for k in KEY): r for r in _rows(history.lake, "marts.agg_daily_sales")}
-    for key, values in source.items():
-        assert {m: mart[key][m] for m in MEASURES} == values, key
-    reconciled = _rows(history.lake, "audit.reconciliation", run_date=history.day)
-    assert {tuple(r[k] for k in KEY) for r in reconciled} == set(source)
-    assert all(r["is_match"] for r in reconciled)
+    compared = 0
+    for (grain, *key), rows in reconciled.items():
+        for measure, row in rows.items():
+            if grain == "key" and row["is_source_compared"] and measure in MEASURES:
+                assert mart[tuple(key)][measure] == source[tuple(key)][measure], (key, measure)
+                compared += 1
+    assert compared > 0
+
+    # The lines before the re-categorisation: their old and new keys, every measure, stream
+    # against batch only, with the change's time.
+    when = moved.at.astimezone(UTC).strftime(TIME_FORMAT)
+    for key in moved_keys:
+        assert key[1] == moved.old
+        for other in (key, (key[0], moved.new, *key[2:])):
+            rows = reconciled[("key", *other)]
+            assert set(rows) == set(ALL_MEASURES), other
+            for row in rows.values():
+                assert not row["is_source_compared"]
+                # Other products the generator moved into the same key add their own times.
+                assert _changed_at(row["note"], "category", when), row["note"]
+        # ... and together they add up to the source's facts.
+        group = [
+            r
+            for (grain, day, label, region, segment), r in reconciled.items()
+            if grain == "categories combined"
+            and (day, region, segment) == (key[0], key[2], key[3])
+            and {moved.old, moved.new} <= set(label.split("+"))
+        ]
+        assert len(group) == 1 and group[0]["units_sold"]["is_source_compared"]
+    # The cost change: cost and profit stream against batch only, the rest against the source.
+    when = costed.at.astimezone(UTC).strftime(TIME_FORMAT)
+    for key in costed_keys:
+        rows = reconciled[("key", *key)]
+        for measure in ("cost", "profit"):
+            assert not rows[measure]["is_source_compared"]
+            assert _changed_at(rows[measure]["note"], "unit_cost", when), rows[measure]["note"]
+        if not any("category changed" in (r["note"] or "") for r in rows.values()):
+            assert rows["units_sold"]["is_source_compared"]
+            assert rows["revenue"]["source_value"] == source[key]["revenue"]
+    apart = dict(steps["reconcile"]["row_counts"])["source_not_comparable_keys"]
+    assert apart >= len(moved_keys) * 2 and apart >= len(costed_keys)
 
     scores = _rows(history.lake, "audit.quality_scores", run_date=history.day)
     assert {r["table_name"] for r in scores} >= {"silver.orders", "silver.customers"}
@@ -166,7 +253,11 @@ def test_a_clean_day_builds_checks_and_reconciles_exactly(
 
     [summary] = http_receiver.bodies("/slack")
     assert summary["text"].startswith(f"*Daily batch for {history.day} succeeded")
-    assert http_receiver.bodies("/v2/enqueue") == []  # a clean day pages nobody
+    assert f"stream = batch for {apart} (source not comparable)" in summary["text"]
+    named = "/".join(str(p) for p in next(iter(moved_keys)))
+    assert f"{named}: source not comparable: category changed at" in summary["text"]
+    assert "source not comparable" in done.stdout
+    assert http_receiver.bodies("/v2/enqueue") == []  # a passing day pages nobody
 
     # What Prometheus sees of the run, through the Pushgateway (monitoring's rules page on it).
     job = ("job", "shopstream-batch")
@@ -179,27 +270,38 @@ def test_a_clean_day_builds_checks_and_reconciles_exactly(
     assert {dict(k)["step"] for k in durations} >= {"dbt", "quality", "reconcile", "notify"}
 
 
-def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
+def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
     history: History, http_receiver: HttpReceiver, spark: SparkSession, stack: Settings
 ) -> None:
-    # One key of the day gets one more unit sold in the stream's gold only: the batch (dbt's
-    # marts, built by the clean-day test from silver) and the source stay right.
-    source = _source_day(stack, history.day)
-    assert _gold_day(history.lake, history.day) == source
-    key = min(k for k, v in source.items() if v["units_sold"] > 0)
+    # Two keys of the day get one more unit sold in the stream's gold only: one PostgreSQL
+    # can answer for, and one of the re-categorised product's (stream against batch, and its
+    # categories combined against the source). The batch (dbt's marts, built by the
+    # catalogue-change test from silver) and the source stay right.
     if not (Path(history.env["SHOPSTREAM_STATE_DIR"]) / "metastore").is_dir():
         # Run on its own (-k), no batch has built the marts for this state folder yet.
         built = _batch(history, http_receiver, "--date", history.day.isoformat(), "--steps", "dbt")
         assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
+    source = _source_day(stack, history.day)
+    gold_day = _gold_day(history.lake, history.day)
+    moved = history.change("category")
+    incomparable = min(_keys_before(history, moved))
+    comparable = min(
+        k
+        for k, v in source.items()
+        if v["units_sold"] > 0 and gold_day.get(k) == v and k[1] not in (moved.old, moved.new)
+    )
     gold = SparkDeltaTable.forPath(spark, str(history.lake / "gold" / "sales_daily"))
-    match = reduce(and_, (F.col(k) == F.lit(v) for k, v in zip(KEY, key, strict=True)))
+
+    def match(key: tuple[Any, ...]) -> Any:
+        return reduce(and_, (F.col(k) == F.lit(v) for k, v in zip(KEY, key, strict=True)))
+
+    either = match(comparable) | match(incomparable)
     first = history.day - timedelta(days=1)
-    source_before = _source_day(stack, first)
-    assert source_before, f"the generator wrote no order on {first}"
-    gold.update(match, {"units_sold": F.col("units_sold") + 1})
+    assert _source_day(stack, first), f"the generator wrote no order on {first}"
+    gold.update(either, {"units_sold": F.col("units_sold") + 1})
     try:
         # A two-day backfill of the reconciliation, the corrupted date last: the day before
-        # reconciles clean (the first build wrote every day), the date fails on its key.
+        # reconciles clean (the first build wrote every day), the date fails on its keys.
         done = _batch(
             history,
             http_receiver,
@@ -211,25 +313,44 @@ def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
             "reconcile,notify",
         )
         assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
-        assert "keys differ" in done.stdout
+        assert "3 of" in done.stdout and "differ" in done.stdout
 
-        before = _rows(history.lake, "audit.reconciliation", run_date=first)
-        assert {tuple(r[k] for k in KEY) for r in before} == set(source_before)
-        assert all(r["is_match"] for r in before)
+        before = _reconciled(history.lake, first)
+        assert before and all(r["is_match"] for rows in before.values() for r in rows.values())
         rows = _rows(history.lake, "audit.reconciliation", run_date=history.day)
-        # The date's rows were replaced (the clean-day test wrote them first), not added to.
-        assert len(rows) == len(source) * len({r["measure"] for r in rows})
-        wrong = [r for r in rows if not r["is_match"]]
-        assert {tuple(r[k] for k in KEY) for r in wrong} == {key}
-        by_measure = {r["measure"]: r for r in wrong}
-        assert set(by_measure) == {"units_sold"}
-        units = by_measure["units_sold"]
+        # The date's rows were replaced (the catalogue-change test wrote them first), not added.
+        assert len({r["run_id"] for r in rows}) == 1
+        wrong = {
+            (r["grain"], *(r[k] for k in KEY), r["measure"]): r for r in rows if not r["is_match"]
+        }
+        group = next(
+            label
+            for grain, *key, measure in wrong
+            if grain == "categories combined"
+            for label in [key[1]]
+        )
+        assert set(wrong) == {
+            ("key", *comparable, "units_sold"),
+            ("key", *incomparable, "units_sold"),
+            ("categories combined", incomparable[0], group, *incomparable[2:], "units_sold"),
+        }
+        assert incomparable[1] in group.split("+")
+        units = wrong[("key", *comparable, "units_sold")]
+        assert units["is_source_compared"]
         assert units["stream_value"] - units["source_value"] == Decimal(1)
-        assert units["batch_value"] == units["source_value"] == source[key]["units_sold"]
+        assert units["batch_value"] == units["source_value"] == source[comparable]["units_sold"]
+        moved_units = wrong[("key", *incomparable, "units_sold")]
+        assert not moved_units["is_source_compared"]
+        assert moved_units["stream_value"] - moved_units["batch_value"] == Decimal(1)
+        combined = wrong[
+            ("categories combined", incomparable[0], group, *incomparable[2:], "units_sold")
+        ]
+        assert combined["stream_value"] - combined["source_value"] == Decimal(1)
+        assert combined["batch_value"] == combined["source_value"]
 
         steps = _latest_run(history.lake, history.day)
         assert steps["reconcile"]["status"] == "failed"
-        assert "1 of" in steps["reconcile"]["error"]
+        assert steps["reconcile"]["error"].startswith("3 of")
         [page] = http_receiver.bodies("/v2/enqueue")  # the clean day before pages nobody
         assert page["event_action"] == "trigger"
         assert page["dedup_key"] == f"batch:{history.day}"
@@ -246,4 +367,4 @@ def test_a_corrupted_gold_row_is_reported_by_its_key_and_pages(
         ]
     finally:
         # The lake is true again for whatever runs after.
-        gold.update(match, {"units_sold": F.col("units_sold") - 1})
+        gold.update(either, {"units_sold": F.col("units_sold") - 1})

@@ -12,7 +12,10 @@ path) to a JSON file the test then checks:
 
 1. first build for D (fresh metastore: every day is built);
 2. order 104 is deleted upstream, then D again (incremental): its key and its fct row must
-   disappear, and every other row must come out identical (one re-run proves both).
+   disappear, and every other row must come out identical (one re-run proves both);
+3. order 107 is cancelled upstream, then the day before D with ``--full-refresh``: every mart
+   is rebuilt, customer_segments with both its days, so the snapshot of D (built by the runs
+   above) now leaves the cancelled order out.
 """
 
 from __future__ import annotations
@@ -326,7 +329,9 @@ def _snapshot(settings: Any) -> dict[str, Any]:
     return {name: read_rows(path) for name, path in tables.items()}
 
 
-def _run_step(settings: Any, lines: list[str]) -> dict[str, Any]:
+def _run_step(
+    settings: Any, lines: list[str], day: date = D, *, full_refresh: bool = False
+) -> dict[str, Any]:
     from shopstream.batch import dbt_step
 
     def report(line: str) -> None:
@@ -335,7 +340,7 @@ def _run_step(settings: Any, lines: list[str]) -> dict[str, Any]:
         print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
     started = time.monotonic()
-    result = dbt_step.run(settings, D, report=report)
+    result = dbt_step.run(settings, day, full_refresh=full_refresh, report=report)
     run_results = json.loads(
         (settings.state_dir / "dbt" / "target" / "run_results.json").read_text()
     )
@@ -378,9 +383,16 @@ def main(out: Path) -> None:
         _refresh_gold(settings, 1)
         second = _run_step(settings, lines)
         ansi = spark.conf.get("spark.sql.ansi.enabled")
+        # Order 107 (C5's, on D) is cancelled upstream; then a full refresh for the day
+        # before D: customer_segments must recompute the snapshot of D it already holds.
+        DeltaTable(lake.table_path(settings, "silver.orders")).update(
+            predicate="order_id = 107",
+            updates={"status": "'cancelled'", "cancelled_at": "placed_at"},
+        )
+        third = _run_step(settings, lines, date(2026, 11, 24), full_refresh=True)
     finally:
         spark.stop()
-    report = {"runs": [first, second], "lines": lines, "ansi_after": ansi}
+    report = {"runs": [first, second, third], "lines": lines, "ansi_after": ansi}
     out.write_text(json.dumps(report, default=str))
 
 
@@ -479,8 +491,41 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return data
 
 
+def test_a_full_refresh_rebuilds_every_snapshot_of_customer_segments(
+    report: dict[str, Any],
+) -> None:
+    third = report["runs"][2]
+    assert third["status"] == "success", third["error"]
+    snapshots: dict[str, dict[int, tuple[Any, ...]]] = {}
+    for r in third["snapshot"]["marts.customer_segments"]:
+        snapshots.setdefault(r["as_of_date"], {})[r["customer_id"]] = (
+            r["recency_days"],
+            r["frequency"],
+            r["monetary"],
+            r["rfm_score"],
+            r["segment"],
+        )
+    # The day before D, new; and D, recomputed: C5 lost the cancelled O107 (19.99), so four
+    # orders (1119.34), the last one (O93) a day before D: loyal, no longer champions.
+    assert snapshots == {
+        "2026-11-24": {
+            5: (0, 4, "1119.34", "534", "loyal"),
+            6: (162, 2, "44.94", "221", "hibernating"),
+            8: (388, 1, "7.49", "111", "lost"),
+        },
+        D.isoformat(): EXPECTED_SEGMENTS | {5: (1, 4, "1119.34", "534", "loyal")},
+    }
+    assert third["rows"]["marts.customer_segments"] == 3
+    # The other marts were rebuilt for every day too: O107 counts as cancelled on D.
+    daily = _by_key(third["snapshot"]["marts.agg_daily_sales"])
+    assert _measures(daily[("home", "us-east", "established")]) == (
+        0, 0, 0, "0.00", "0.00", "0.00", None, 2, "39.98",
+    )  # fmt: skip
+    assert _by_key(third["snapshot"]["marts.agg_daily_sales"], "2026-11-24")
+
+
 def test_every_build_succeeds_and_counts_the_run_date(report: dict[str, Any]) -> None:
-    for run in report["runs"]:
+    for run in report["runs"][:2]:
         assert run["status"] == "success", run["error"]
         assert run["error"] is None
     assert report["runs"][0]["rows"] == {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,22 @@ SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 
 def test_steps_run_in_pipeline_order_whatever_order_they_are_given() -> None:
     assert parse_steps("notify,dbt") == ("dbt", "notify")
-    assert parse_steps(None) == ("dbt", "quality", "reconcile", "notify")
+    assert parse_steps(None) == ("dbt", "quality", "reconcile", "retention", "notify")
     with pytest.raises(ShopstreamError, match="unknown: dbtt"):
         parse_steps("dbtt")
+
+
+def test_retention_keeps_a_quarter_by_default_and_never_less_than_a_day() -> None:
+    from pydantic import ValidationError
+
+    from shopstream.batch.retention import horizon
+
+    assert Settings().retention_days == 90
+    assert Settings(retention_days=1).retention_days == 1
+    with pytest.raises(ValidationError, match="retention_days"):
+        Settings(retention_days=0)
+    now = datetime(2026, 12, 5, 6, tzinfo=UTC)
+    assert horizon(now, 90) == datetime(2026, 9, 6, 6, tzinfo=UTC)
 
 
 def test_a_range_is_every_day_inclusive() -> None:

@@ -27,6 +27,7 @@ STEP_TASKS = {
     "dbt_build.run_dbt": "dbt",
     "quality.run_quality": "quality",
     "reconciliation.run_reconcile": "reconcile",
+    "retention.run_retention": "retention",
     "notify.send_summary": "notify",
 }
 WATCHER = "notify.mark_run_failed"
@@ -254,6 +255,7 @@ def test_the_dag_parses_with_its_schedule_groups_retries_and_callbacks(airflow_e
         "dbt_build": ["dbt_build.run_dbt"],
         "quality": ["quality.run_quality"],
         "reconciliation": ["reconciliation.run_reconcile"],
+        "retention": ["retention.run_retention"],
         "notify": ["notify.send_summary", WATCHER],
     }
     tasks = out["tasks"]
@@ -262,7 +264,8 @@ def test_the_dag_parses_with_its_schedule_groups_retries_and_callbacks(airflow_e
         "dbt_build.run_dbt": [],
         "quality.run_quality": ["dbt_build.run_dbt"],
         "reconciliation.run_reconcile": ["dbt_build.run_dbt", "quality.run_quality"],
-        "notify.send_summary": ["reconciliation.run_reconcile"],
+        "retention.run_retention": ["reconciliation.run_reconcile"],
+        "notify.send_summary": ["retention.run_retention"],
         WATCHER: sorted(STEP_TASKS),
     }
     for task_id in STEP_TASKS:
@@ -271,6 +274,8 @@ def test_the_dag_parses_with_its_schedule_groups_retries_and_callbacks(airflow_e
         assert 0 < tasks[task_id]["execution_timeout_s"] <= 6 * 3600, task_id
         assert tasks[task_id]["on_failure_callback"] == ["alert_on_failure"], task_id
     assert tasks["notify.send_summary"]["trigger_rule"] == "all_done"
+    # Housekeeping runs whatever the day's steps found.
+    assert tasks["retention.run_retention"]["trigger_rule"] == "all_done"
     assert tasks["quality.run_quality"]["trigger_rule"] == "all_success"
     # Reconciliation runs when dbt succeeded, whatever quality found (the CLI's own rule).
     assert tasks["reconciliation.run_reconcile"]["trigger_rule"] == "all_done_min_one_success"
@@ -379,6 +384,7 @@ def test_daily_runs_call_the_cli_per_step_and_page_once_per_failed_step(
             "dbt_build.run_dbt": "success",
             "quality.run_quality": "failed",
             "reconciliation.run_reconcile": "success",
+            "retention.run_retention": "success",
             "notify.send_summary": "success",
             WATCHER: "failed",
         },
@@ -395,6 +401,7 @@ def test_daily_runs_call_the_cli_per_step_and_page_once_per_failed_step(
             f"batch:{day}",
         ),
         ("batch", day, "reconcile"),
+        ("batch", day, "retention"),
         ("batch", day, "notify"),
     ]
 
@@ -406,6 +413,7 @@ def test_daily_runs_call_the_cli_per_step_and_page_once_per_failed_step(
             "dbt_build.run_dbt": "failed",
             "quality.run_quality": "upstream_failed",
             "reconciliation.run_reconcile": "upstream_failed",
+            "retention.run_retention": "success",
             "notify.send_summary": "success",
             WATCHER: "failed",
         },
@@ -418,5 +426,29 @@ def test_daily_runs_call_the_cli_per_step_and_page_once_per_failed_step(
             f"shopstream daily batch: task dbt_build.run_dbt failed for {day}",
             f"batch:{day}",
         ),
+        ("batch", day, "retention"),
         ("batch", day, "notify"),
     ]
+
+
+def test_airflow_is_installed_exactly_as_its_constraints_file_pins_it() -> None:
+    """`make airflow` installs through dags/constraints.txt: every distribution in
+    .venv-airflow (pip, setuptools and wheel aside) is there at exactly its pinned version,
+    and every pin is installed, so a new release upstream cannot change the environment."""
+    if not AIRFLOW_PYTHON.exists():
+        pytest.fail(f"{AIRFLOW_PYTHON.relative_to(REPO)} is missing: run `make airflow`")
+    pins = {}
+    for line in (REPO / "dags" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    freeze = subprocess.run(
+        [str(AIRFLOW_PYTHON), "-m", "pip", "freeze"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    installed = {
+        name.lower().replace("_", "-"): version
+        for name, version in (line.split("==") for line in freeze.splitlines() if "==" in line)
+    }
+    assert "apache-airflow-core" in pins and len(pins) > 100
+    assert installed == pins

@@ -140,3 +140,50 @@ def test_run_without_lake_marts_or_postgres_fails_with_a_clear_error(
     assert "gold.sales_daily not checked: gold.sales_daily not available" in result.error
     assert (local.state_dir / "quality" / "data_docs" / "index.html").is_file()
     assert scores(spark, local) == []
+
+
+def test_retention_removes_old_results_and_their_pages_and_redraws_the_index(
+    spark: SparkSession, local: Settings
+) -> None:
+    from datetime import UTC
+
+    from quality.context import quality_dir
+    from quality.retention import page_path, prune
+
+    def one_run(run_id: str) -> None:
+        result = check(
+            spark,
+            local,
+            frames(spark),
+            D,
+            run_id,
+            sources={"silver.orders": {"orders": 2}},
+            suites=[orders.SUITE],
+            report=lambda line: None,
+        )
+        assert result.status == "success", result.error
+
+    root = quality_dir(local)
+    one_run("old-run")
+    between = datetime.now(UTC)
+    one_run("new-run")
+    context_store = root / "gx" / "uncommitted" / "validations" / "silver_orders"
+    assert {p.name for p in context_store.iterdir()} == {"old-run", "new-run"}
+    index = root / "data_docs" / "index.html"
+    assert "old-run" in index.read_text()
+
+    from quality.context import open_context
+
+    keys = open_context(root).validation_results_store.list_keys()
+    pages = {k.run_id.run_name: page_path(root, k) for k in keys}
+    assert all(page.is_file() for page in pages.values()), pages
+
+    assert prune(root, before=between) == 1
+    assert {p.name for p in context_store.iterdir()} == {"new-run"}
+    assert not pages["old-run"].exists() and pages["new-run"].is_file()
+    assert not (root / "data_docs" / "validations" / "silver_orders" / "old-run").exists()
+    assert "old-run" not in index.read_text() and "new-run" in index.read_text()
+    # Nothing older left: a second pass removes nothing; a horizon past every run, the rest.
+    assert prune(root, before=between) == 0
+    assert prune(root, before=datetime.now(UTC)) == 1
+    assert "new-run" not in index.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import random
 from collections import Counter
 from datetime import datetime
@@ -10,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from shopstream.workload.catalogue import build_catalogue, popularity_order
+from shopstream.workload.catalogue import CATEGORIES, build_catalogue, popularity_order
 from shopstream.workload.config import WorkloadConfig
 from shopstream.workload.curve import DAY_S, SHOP_CURVE
 from shopstream.workload.lifecycle import CANCELLED, PENDING, PROCESSING, can_transition
@@ -22,6 +23,8 @@ from shopstream.workload.model import (
     state_from_catalogue,
 )
 from shopstream.workload.ops import (
+    MAX_AMOUNT,
+    CostChanged,
     CustomerEdited,
     CustomerErased,
     CustomerSignedUp,
@@ -29,6 +32,7 @@ from shopstream.workload.ops import (
     OrderPlaced,
     OrderStatusChanged,
     PriceChanged,
+    ProductRecategorised,
     StockAdjusted,
     StockReplenished,
 )
@@ -59,6 +63,8 @@ def replay(state: ShopState, ops: list[Op]) -> dict[str, object]:
     stock = {k: r.on_hand for k, r in state.stock.items()}
     policy = {k: (r.reorder_point, r.reorder_qty) for k, r in state.stock.items()}
     prices = {p.product_id: p.unit_price for p in state.products}
+    categories = {p.product_id: p.category for p in state.products}
+    costs = {p.product_id: p.unit_cost for p in state.products}
     customers = {cid for cid, _ in state.customers}
     erased: set[int] = set()
     orders: dict[int, tuple[str, tuple]] = {}
@@ -112,9 +118,25 @@ def replay(state: ShopState, ops: list[Op]) -> dict[str, object]:
             assert stock[key] >= 0, "a stock count never leaves less than nothing"
         elif isinstance(op, PriceChanged):
             assert prices[op.product_id] == op.old_price != op.new_price
-            assert op.new_price > 0
+            assert op.new_price > costs[op.product_id], "a price keeps a margin over the cost"
             prices[op.product_id] = op.new_price
-    return {"stock": stock, "orders": orders, "customers": customers, "erased": erased}
+        elif isinstance(op, ProductRecategorised):
+            assert categories[op.product_id] == op.old_category != op.new_category
+            assert op.new_category in CATEGORIES
+            categories[op.product_id] = op.new_category
+        elif isinstance(op, CostChanged):
+            assert costs[op.product_id] == op.old_cost != op.new_cost
+            assert 0 < op.new_cost < prices[op.product_id], "a cost stays below the price"
+            assert op.new_cost == op.new_cost.quantize(Decimal("0.01"))
+            costs[op.product_id] = op.new_cost
+    return {
+        "stock": stock,
+        "orders": orders,
+        "customers": customers,
+        "erased": erased,
+        "categories": categories,
+        "costs": costs,
+    }
 
 
 def test_same_seed_same_ops_other_seed_other_ops() -> None:
@@ -145,19 +167,27 @@ def test_batching_does_not_change_the_ops() -> None:
 def test_every_op_stream_obeys_the_shop_rules() -> None:
     state = fresh_state()
     initial = copy.deepcopy(state)
-    # Erasures and price changes are rare; raise them so a short run sees plenty.
-    config = WorkloadConfig(erasures_per_order=0.01, price_changes_per_order=0.02)
+    # Erasures and catalogue changes are rare; raise them so a short run sees plenty.
+    config = WorkloadConfig(
+        erasures_per_order=0.01,
+        price_changes_per_order=0.02,
+        recategorisations_per_order=0.02,
+        cost_changes_per_order=0.02,
+    )
     # A low rate over two days: every order lives its whole lifecycle in the window.
     model = make_model(state, seed=11, rate=0.05, config=config)
     ops = model.advance(T0 + 2 * DAY_S)
     kinds = Counter(type(op).__name__ for op in ops)
     for kind in ("CustomerSignedUp", "CustomerEdited", "CustomerErased", "OrderPlaced",
                  "OrderStatusChanged", "StockReplenished", "StockAdjusted",
-                 "PriceChanged"):  # fmt: skip
+                 "PriceChanged", "ProductRecategorised", "CostChanged"):  # fmt: skip
         assert kinds[kind] > 0, kind
     outcome = replay(initial, ops)
     # The model's own mirror ends where the replay ends.
     assert outcome["stock"] == {k: r.on_hand for k, r in model.stock.items()}
+    assert outcome["categories"] == {p: s.category for p, s in model.products.items()}
+    assert outcome["costs"] == {p: s.unit_cost for p, s in model.products.items()}
+
     statuses = Counter(s for s, _ in outcome["orders"].values())  # type: ignore[attr-defined]
     assert statuses["delivered"] > 0 and statuses["cancelled"] > 0
 
@@ -173,10 +203,24 @@ def test_side_activity_scales_with_orders() -> None:
     assert kinds["CustomerEdited"] == pytest.approx(edits_expected, rel=0.2)
 
 
+def test_the_catalogue_changes_now_and_then_at_the_default_rates() -> None:
+    # A day of the demo's 5 orders/s: products move category and change cost every day, a
+    # small fraction of what is sold (rates per order, like every side activity).
+    config = WorkloadConfig()
+    ops = make_model(seed=9, rate=5.0, config=config).advance(T0 + DAY_S)
+    kinds = Counter(type(op).__name__ for op in ops)
+    orders = kinds["OrderPlaced"]
+    assert kinds["ProductRecategorised"] == pytest.approx(
+        orders * config.recategorisations_per_order, rel=0.35
+    )
+    assert kinds["CostChanged"] == pytest.approx(orders * config.cost_changes_per_order, rel=0.25)
+    assert 10 <= kinds["ProductRecategorised"] < kinds["CostChanged"] < kinds["PriceChanged"]
+
+
 def test_cancel_share_and_every_order_finishes() -> None:
     quiet = WorkloadConfig(
         signups_per_order=0, profile_edits_per_order=0, erasures_per_order=0,
-        price_changes_per_order=0,
+        price_changes_per_order=0, recategorisations_per_order=0, cost_changes_per_order=0,
     )  # fmt: skip
     times = fixed_count_arrivals(random.Random(2), 5_000, SHOP_CURVE, T0, T0 + 600)
     model = ShopModel(
@@ -231,6 +275,47 @@ def test_products_without_stock_are_not_bought() -> None:
                    for line in op.lines)  # fmt: skip
     assert model.counters.stockouts > 0
     assert sum(isinstance(op, OrderPlaced) for op in ops) > 500
+
+
+def test_an_order_too_big_for_the_shop_is_logged_skipped_and_the_shop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 17: a product priced 9,999,999,999.99 (the largest NUMERIC(12, 2)) made an
+    # order's total overflow, and the generator died on it, again after every restart.
+    state = fresh_state()
+    top = popularity_order([p.sku for p in state.products])[0]
+    top_product = next(p for p in state.products if p.sku == top)
+    top_product.unit_price = MAX_AMOUNT
+    initial = copy.deepcopy(state)
+    model = make_model(state, seed=8)
+    with caplog.at_level(logging.WARNING, logger="shopstream.workload.model"):
+        ops = model.advance(T0 + 60)
+    placed = [op for op in ops if isinstance(op, OrderPlaced)]
+    skipped = model.counters.skipped_orders
+    assert skipped > 0
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == skipped
+    assert all("\n" not in line and f"{top_product.product_id} x " in line for line in lines)
+    assert all(f"at {MAX_AMOUNT}" in line and "exceeds the largest amount" in line
+               for line in lines)  # fmt: skip
+    # Nothing written overflows; the rest of the shop, this product alone included, goes on.
+    assert all(op.total_amount <= MAX_AMOUNT for op in placed)
+    assert any(line.product_id == top_product.product_id for op in placed for line in op.lines)
+    assert len(placed) > 500 and model.counters.orders == len(placed)
+    # The skipped carts' stock went back to the shelf: the database's replay agrees.
+    outcome = replay(initial, ops)
+    assert outcome["stock"] == {k: r.on_hand for k, r in model.stock.items()}
+
+
+def test_a_price_never_rises_past_what_the_shop_stores() -> None:
+    state = fresh_state()
+    for product in state.products:
+        product.unit_price = MAX_AMOUNT - 2
+    model = make_model(state, seed=3, config=WorkloadConfig(price_changes_per_order=0.2))
+    ops = model.advance(T0 + 30)
+    changes = [op for op in ops if isinstance(op, PriceChanged)]
+    assert changes and all(op.new_price <= MAX_AMOUNT for op in changes)
+    assert any(op.new_price == MAX_AMOUNT for op in changes)
 
 
 def test_empty_home_warehouse_ships_from_another() -> None:
