@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.sql import SparkSession
 
 from shopstream.lake_reader import read_rows
 from shopstream.reconcile.postgres import SALES_DAILY_KEY, SALES_DAILY_MEASURES
@@ -60,6 +61,9 @@ def test_dbt_builds_the_marts_through_a_spark_thrift_server(
 
     settings = _lake(tmp_path).model_copy(update={"dbt_target": "cluster"})
     lines: list[str] = []
+    # Another test of the session may have left a Spark session in this process: the dbt
+    # step must neither start one nor use it.
+    before = SparkSession.getActiveSession()
     with thrift_server(settings, tmp_path / "thrift.log") as port:
         # dbt's profile (dbt/profiles.yml) reads the server's address from these.
         monkeypatch.setenv("SHOPSTREAM_DBT_THRIFT_HOST", "127.0.0.1")
@@ -67,10 +71,8 @@ def test_dbt_builds_the_marts_through_a_spark_thrift_server(
         result = dbt_step.run(settings, D, report=lines.append)
     assert result.status == "success", f"{result.error}\n" + "\n".join(lines[-30:])
     assert lines[0] == f"dbt: build {D.isoformat()} (target cluster)"
-    # The test process never started Spark: every statement ran in the server.
-    from pyspark.sql import SparkSession
-
-    assert SparkSession.getActiveSession() is None
+    # The dbt step started no Spark in this process: every statement ran in the server.
+    assert SparkSession.getActiveSession() is before
     _assert_built(settings)
 
 
