@@ -187,7 +187,8 @@ def wait(
 
 
 def silver_differences(settings: Settings, lake: Path) -> list[str]:
-    """Per silver table: keys missing, extra or different, and keys written twice."""
+    """Per silver table: keys missing, extra or different (doubled keys collapse here:
+    ``silver_duplicates`` counts those)."""
     try:
         actual = silver_actual(lake)
     except Exception as exc:  # a table not written yet, mid-commit reads: not equal yet
