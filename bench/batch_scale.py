@@ -119,13 +119,13 @@ def timed(label: str, into: dict[str, float]) -> Iterator[None]:
     say(f"{label}: {into[label]:.1f} s")
 
 
-def bench_settings(base: Settings, workdir: Path) -> Settings:
+def bench_settings(base: Settings, workdir: Path, database: str = BENCH_DATABASE) -> Settings:
     """The batch's settings for the bench: its own state folder, lake and database."""
     return base.model_copy(
         update={
             "state_dir": workdir / "state",
             "lake_root": str(workdir / "lake"),
-            "pg_database": BENCH_DATABASE,
+            "pg_database": database,
         }
     )
 
@@ -359,8 +359,8 @@ def _sql_params(shape: Shape) -> dict[str, Any]:
 def setup_postgres(settings: Settings, shape: Shape, timings: dict[str, float]) -> dict[str, int]:
     """(Re)create the bench database, migrate it and fill it; returns each table's rows."""
     with pg_connect(settings, "postgres") as admin:
-        admin.execute(f"drop database if exists {BENCH_DATABASE} with (force)")
-        admin.execute(f"create database {BENCH_DATABASE}")
+        admin.execute(f"drop database if exists {settings.pg_database} with (force)")
+        admin.execute(f"create database {settings.pg_database}")
     migrate(settings)
     params = _sql_params(shape)
     with pg_connect(settings) as conn:
@@ -531,7 +531,7 @@ def setup(settings: Settings, shape: Shape, workdir: Path) -> dict[str, Any]:
     timings: dict[str, float] = {}
     started = time.monotonic()
     say(
-        f"postgres: building database {BENCH_DATABASE} for {shape.day}: {shape.orders:,} "
+        f"postgres: building database {settings.pg_database} for {shape.day}: {shape.orders:,} "
         f"orders on the day, {shape.history_orders:,} over the {shape.history_days} days "
         f"before, {shape.customers:,} customers, {shape.products:,} products"
     )
@@ -546,7 +546,7 @@ def setup(settings: Settings, shape: Shape, workdir: Path) -> dict[str, Any]:
     timings["setup total"] = round(time.monotonic() - started, 1)
     found = {
         "shape": {k: str(v) if isinstance(v, date) else v for k, v in vars(shape).items()},
-        "database": BENCH_DATABASE,
+        "database": settings.pg_database,
         "postgres_rows": pg_rows,
         "day_rows": on_day,
         "lake_rows": lake_rows,
@@ -565,15 +565,15 @@ def load_setup(settings: Settings, workdir: Path) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(path.read_text())
     with pg_connect(settings, "postgres") as admin:
         exists = admin.execute(
-            "select 1 from pg_database where datname = %s", (BENCH_DATABASE,)
+            "select 1 from pg_database where datname = %s", (settings.pg_database,)
         ).fetchone()
     if not exists:
-        raise fail(f"database {BENCH_DATABASE} is gone; run the setup again")
+        raise fail(f"database {settings.pg_database} is gone; run the setup again")
     with pg_connect(settings) as conn:
         rows = table_counts(conn)
     if rows != found["postgres_rows"]:
         raise fail(
-            f"database {BENCH_DATABASE} does not hold the setup in {path} "
+            f"database {settings.pg_database} does not hold the setup in {path} "
             f"({rows['orders']:,} orders, setup {found['postgres_rows']['orders']:,}); "
             "run the setup again"
         )
@@ -865,6 +865,11 @@ def main() -> None:
         help="the day D, YYYY-MM-DD (default: yesterday, UTC)",
     )
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument(
+        "--database",
+        default=BENCH_DATABASE,
+        help=f"the bench's own PostgreSQL database ({BENCH_DATABASE}); one per workdir",
+    )
     parser.add_argument("--customers", type=positive, default=200_000)
     parser.add_argument("--products", type=positive, default=2_000)
     parser.add_argument(
@@ -880,6 +885,11 @@ def main() -> None:
         parser.error("--setup-only and --run-only exclude each other")
     if args.history_orders is not None and args.history_orders < 0:
         parser.error("--history-orders must be 0 or more")
+    # It is dropped and recreated by name: a plain identifier, never the shop's own database.
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.database) or not args.database.startswith(
+        BENCH_DATABASE
+    ):
+        parser.error(f"--database must be a plain name starting with {BENCH_DATABASE}")
     if args.products < len(CATEGORIES):
         parser.error(f"--products must be at least {len(CATEGORIES)} (one per category)")
 
@@ -888,7 +898,7 @@ def main() -> None:
     except Exception as exc:
         raise fail(f"invalid configuration: {exc}") from None
     workdir: Path = args.workdir.resolve()
-    settings = bench_settings(base, workdir)
+    settings = bench_settings(base, workdir, args.database)
     results: dict[str, Any] = {
         "command": shlex.join(sys.orig_argv),
         "machine": machine(),

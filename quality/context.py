@@ -4,10 +4,10 @@ Layout under ``<state_dir>/quality``: ``gx/`` is GE's project (suites, validatio
 and checkpoints, rewritten from code on every run, and the validation results store under
 ``gx/uncommitted/validations``); ``data_docs/`` is the HTML site (``index.html``).
 
-The data source is GE's Spark DataFrame source without a ``spark_config``: GE then takes the
-active session as it is (``SparkSession.builder.getOrCreate()``), where a config would make it
-set options on, or even stop and restart, the batch's session. ``persist`` is off because the
-step caches each prepared DataFrame itself and releases it after its checkpoint.
+The data source is GE's pandas DataFrame source. Each suite's rows are prepared by Spark in one
+job (the day's slice with its reference flags, a few thousand to a few million rows) and
+validated in memory: GE on Spark runs one Spark job per column domain and one more per
+unexpected-value sample, which cost 6-16 s a table whatever its size (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import great_expectations as gx
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context import AbstractDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.datasource.fluent import SparkDatasource
+from great_expectations.datasource.fluent import PandasDatasource
 
 from shopstream.settings import Settings
 
 SITE = "local_site"
-DATASOURCE = "lake"
+#: The name of the pandas source. Contexts written before it held a Spark source named "lake";
+#: that one is left alone (nothing uses it).
+DATASOURCE = "day_slices"
 BATCH_DEFINITION = "whole_dataframe"
 #: The index links this many newest validation results (about six weeks of daily runs of
 #: every table). GE reads each linked result to draw the index, so an unbounded list would
@@ -88,8 +90,8 @@ def batch_definition(context: AbstractDataContext, asset_name: str) -> BatchDefi
     try:
         source = context.data_sources.get(DATASOURCE)
     except KeyError:
-        source = context.data_sources.add_spark(DATASOURCE, persist=False)
-    assert isinstance(source, SparkDatasource)
+        source = context.data_sources.add_pandas(DATASOURCE)
+    assert isinstance(source, PandasDatasource)
     if asset_name in source.get_asset_names():
         asset = source.get_asset(asset_name)
     else:

@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     dbt_target: Literal["local", "cluster"] = "local"
     dbt_thrift_host: str = "127.0.0.1"
     dbt_thrift_port: int = Field(default=10000, ge=1, le=65535)
+    #: Also run dbt's unit tests (the SQL on fixed inputs) in the batch's `dbt build`. They
+    #: test the project, not the day's data, so CI runs them (`make test`) and a production
+    #: run need not: four of them cost 10-25 s a run (docs/BENCHMARKS.md). Data tests run
+    #: either way.
+    dbt_unit_tests: bool = False
     # Monitoring (issue 17): Prometheus, its exporters and Alertmanager, started by `up`.
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     pushgateway_port: int = Field(default=9091, ge=1, le=65535)

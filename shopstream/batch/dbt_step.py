@@ -97,6 +97,8 @@ def dbt_args(settings: Settings, run_date: date, *, full_refresh: bool = False) 
         "debug",
         "--no-use-colors-file",
     ]
+    if not settings.dbt_unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
     return args

@@ -356,7 +356,21 @@ def _run_step(
             if r["unique_id"].startswith("unit_test.")
         },
         "snapshot": _snapshot(settings),
+        "tests_sql": _tests_sql(settings),
     }
+
+
+#: Data tests whose SQL, as dbt ran it, the tests below read: one of a mart incremental by its
+#: date partition, one of a dimension rebuilt whole.
+SCOPED_TESTS = {
+    "unique_fct_orders_order_id": "fct_orders.yml",
+    "unique_dim_customers_customer_id": "dim_customers.yml",
+}
+
+
+def _tests_sql(settings: Any) -> dict[str, str]:
+    run = settings.state_dir / "dbt" / "target" / "run" / "shopstream" / "models" / "marts"
+    return {name: (run / yml / f"{name}.sql").read_text() for name, yml in SCOPED_TESTS.items()}
 
 
 def main(out: Path) -> None:
@@ -466,6 +480,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         os.environ,
         SHOPSTREAM_STATE_DIR=str(base / "state"),
         SHOPSTREAM_LAKE_ROOT=str(base / "lake"),
+        # CI runs the dbt unit tests here (a production batch leaves them out).
+        SHOPSTREAM_DBT_UNIT_TESTS="true",
         DO_NOT_TRACK="1",
     )
     started = time.monotonic()
@@ -555,6 +571,19 @@ def test_the_unit_tests_ran_and_passed(report: dict[str, Any]) -> None:
     }
     assert set(units.values()) == {"pass"}
     assert report["runs"][0]["details"]["nodes.unit_test"] == "pass 5"
+
+
+def test_the_data_tests_of_a_mart_incremental_by_date_check_the_run_date_only(
+    report: dict[str, Any],
+) -> None:
+    sql = report["runs"][0]["tests_sql"]
+    # dbt/macros/run_date_tests.sql: the partition this run wrote, not the whole history.
+    assert (
+        f"from (select * from marts.fct_orders where order_date = DATE'{D}') dbt_subquery"
+        in (sql["unique_fct_orders_order_id"])
+    )
+    assert "from marts.dim_customers\n" in sql["unique_dim_customers_customer_id"]
+    assert "dbt_subquery" not in sql["unique_dim_customers_customer_id"]
 
 
 def test_agg_daily_sales_by_hand(report: dict[str, Any]) -> None:

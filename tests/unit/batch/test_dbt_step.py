@@ -19,9 +19,14 @@ from shopstream.settings import Settings
 D = date(2026, 11, 25)
 
 
-def _settings(tmp_path: Path, dbt_target: Literal["local", "cluster"] = "local") -> Settings:
+def _settings(
+    tmp_path: Path, dbt_target: Literal["local", "cluster"] = "local", dbt_unit_tests: bool = False
+) -> Settings:
     return Settings(
-        state_dir=tmp_path / "state", lake_root=str(tmp_path / "lake"), dbt_target=dbt_target
+        state_dir=tmp_path / "state",
+        lake_root=str(tmp_path / "lake"),
+        dbt_target=dbt_target,
+        dbt_unit_tests=dbt_unit_tests,
     )
 
 
@@ -56,6 +61,13 @@ def test_build_args_keep_dbt_output_in_the_state_folder(tmp_path: Path) -> None:
     assert "--no-send-anonymous-usage-stats" in args
     assert "--full-refresh" not in args
     assert "--full-refresh" in dbt_step.dbt_args(_settings(tmp_path), D, full_refresh=True)
+
+
+def test_a_production_build_leaves_the_unit_tests_to_ci(tmp_path: Path) -> None:
+    default = dbt_step.dbt_args(_settings(tmp_path), D)
+    assert _flag(default, "--exclude-resource-type") == "unit_test"
+    with_units = dbt_step.dbt_args(_settings(tmp_path, dbt_unit_tests=True), D)
+    assert "--exclude-resource-type" not in with_units
 
 
 def test_the_project_and_its_profiles_are_where_the_step_looks() -> None:
