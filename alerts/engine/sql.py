@@ -79,7 +79,11 @@ on conflict (alert_id, cdc_lsn) do nothing
 returning seq
 """
 
-# One row per alert from all of its transitions: gold's ``alerts()``, in SQL.
+# One row per alert from all of its transitions: the summary ``shopstream.low_stock.fold`` makes
+# for gold, restated in SQL. It stays set-based on purpose: it recomputes each touched alert from
+# every stored transition, so a batch never trusts the alerts row it found, while folding here
+# would load that row first and build on it. tests/integration/alerts/test_engine.py checks
+# each alert against its transitions.
 RECOMPUTE_ALERTS = """
 with t as (
     select * from alerting.transitions where alert_id = any(%s::text[])
