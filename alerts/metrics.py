@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from alerts.engine import Progress
+from alerts.engine.consumer import Progress
 
 #: The consumer label of the engine's lag series (the streams' are ``streams-<query>``).
 ENGINE_CONSUMER = "alerts-engine"

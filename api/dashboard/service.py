@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from alerts.engine import TOPICS as ENGINE_TOPICS
+from alerts.engine.changes import TOPICS as ENGINE_TOPICS
 from api.dashboard import pipeline, sales
 from api.dashboard.cache import Cached, Unreadable
 from api.dashboard.models import QueryLag, TableFreshness

@@ -42,7 +42,7 @@ def run(
 ) -> None:
     """Run the alert engine (and the deliverer) until SIGTERM/SIGINT."""
     from alerts.delivery.channels import notifiers_from_settings
-    from alerts.engine import MAX_BATCH, Engine, Progress
+    from alerts.engine.consumer import MAX_BATCH, Engine, Progress
     from alerts.metrics import DeliveryMetrics, engine_registry
     from alerts.store import ensure_ops_database
 
@@ -191,7 +191,7 @@ def _start_deliverer(
 @app.command("status")
 def status() -> None:
     """Show the engine's liveness, its lag per partition, and the open alerts by severity."""
-    from alerts.engine import TOPICS
+    from alerts.engine.changes import TOPICS
     from alerts.store import connect, ensure_ops_database
     from shopstream.kafka_io import end_offsets
 
@@ -261,13 +261,13 @@ def rebuild(
             "run it again with --yes to confirm",
             exit_code=2,
         )
-    from alerts import engine
+    from alerts.engine.rebuild import rebuild as rebuild_state
     from alerts.store import ensure_ops_database
 
     settings = get_settings()
     ensure_ops_database(settings)
     say(f"rebuilding the alert state in {settings.ops_pg_database} from the log")
-    summary = engine.rebuild(settings, say)
+    summary = rebuild_state(settings, say)
     cursor = (
         "" if summary.delivery_cursor is None else f"; delivery cursor at {summary.delivery_cursor}"
     )

@@ -28,7 +28,8 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from alerts.engine import PRODUCTS_TOPIC, Engine, KafkaRecord
+from alerts.engine.changes import PRODUCTS_TOPIC, KafkaRecord
+from alerts.engine.consumer import Engine
 from shopstream.cdc.connectors import apply_connectors
 from shopstream.kafka_io import Record, end_offsets, read_to_end
 from shopstream.settings import Settings

@@ -24,12 +24,12 @@ import psycopg
 import pytest
 import uvicorn
 
-from alerts.engine import (
+from alerts.engine.apply import apply_batch
+from alerts.engine.changes import (
     INVENTORY_TOPIC,
     PRODUCTS_TOPIC,
     WAREHOUSES_TOPIC,
     KafkaRecord,
-    apply_batch,
     parse_batch,
 )
 from api.main import create_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from alerts.engine import Progress
+from alerts.engine.consumer import Progress
 from alerts.metrics import DeliveryMetrics, engine_registry, kind_family
 
 

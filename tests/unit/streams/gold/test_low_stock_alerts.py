@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from alerts.engine import KafkaRecord, parse_batch
+from alerts.engine.changes import KafkaRecord, parse_batch
 from shopstream.low_stock import Thresholds, apply_all, fold_all
 from shopstream.settings import Settings
 from streams.gold import inventory_status, low_stock_alerts

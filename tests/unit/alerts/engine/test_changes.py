@@ -1,4 +1,4 @@
-"""The engine's parsing of a batch of Kafka records, pure: what each record feeds."""
+"""``alerts.engine.changes``: parsing a batch of Kafka records, pure: what each record feeds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.engine import (
+from alerts.engine.changes import (
     HEARTBEAT_TOPIC,
     INVENTORY_TOPIC,
     PRODUCTS_TOPIC,
@@ -112,18 +112,3 @@ def test_bad_records_are_rejected_with_their_bytes_and_tombstones_skipped() -> N
     assert batch.beat_at is None
     assert batch.next_offsets[(INVENTORY_TOPIC, 0)] == 51  # the tombstone's offset moves on
     assert batch.records == len(bad) + 1
-
-
-def test_stored_moves_of_either_shape_become_hourly_sums() -> None:
-    from alerts.engine import recent_moves
-    from shopstream.low_stock import HOUR_US
-
-    # Hourly pairs as they are kept now, and the [lsn, moved_at_us, units] triples an
-    # older engine wrote: two moves in one hour add up.
-    assert recent_moves([[10, 3], [12, 1]]) == ((10, 3), (12, 1))
-    assert recent_moves(
-        [[7, 5 * HOUR_US + 1, 2], [8, 5 * HOUR_US + 9, 4], [9, 6 * HOUR_US, 1]]
-    ) == (
-        (5, 6),
-        (6, 1),
-    )
