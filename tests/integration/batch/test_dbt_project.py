@@ -361,10 +361,10 @@ def _run_step(
 
 
 #: Data tests whose SQL, as dbt ran it, the tests below read: one of a mart incremental by its
-#: date partition, one of a dimension rebuilt whole.
+#: date partition, one of a model rebuilt whole.
 SCOPED_TESTS = {
-    "unique_fct_orders_order_id": "fct_orders.yml",
-    "unique_dim_customers_customer_id": "dim_customers.yml",
+    "agg_daily_sales_margin_is_null_exactly_without_revenue": "agg_daily_sales.yml",
+    "unique_dim_products_product_id": "dim_products.yml",
 }
 
 
@@ -578,12 +578,10 @@ def test_the_data_tests_of_a_mart_incremental_by_date_check_the_run_date_only(
 ) -> None:
     sql = report["runs"][0]["tests_sql"]
     # dbt/macros/run_date_tests.sql: the partition this run wrote, not the whole history.
-    assert (
-        f"from (select * from marts.fct_orders where order_date = DATE'{D}') dbt_subquery"
-        in (sql["unique_fct_orders_order_id"])
-    )
-    assert "from marts.dim_customers\n" in sql["unique_dim_customers_customer_id"]
-    assert "dbt_subquery" not in sql["unique_dim_customers_customer_id"]
+    scoped = f"from (select * from marts.agg_daily_sales where order_date = DATE'{D}') dbt_subquery"
+    assert scoped in sql["agg_daily_sales_margin_is_null_exactly_without_revenue"]
+    assert "from marts.dim_products\n" in sql["unique_dim_products_product_id"]
+    assert "dbt_subquery" not in sql["unique_dim_products_product_id"]
 
 
 def test_agg_daily_sales_by_hand(report: dict[str, Any]) -> None:
