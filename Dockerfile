@@ -22,7 +22,7 @@ WORKDIR /src
 COPY Makefile ./
 COPY jvm/ jvm/
 # install-s3: hadoop-aws and the AWS SDK bundle, which the compose deployment's s3a:// lake
-# needs (streams/session.py refuses an s3a lake without them).
+# needs (shopstream/lake/spark.py refuses an s3a lake without them).
 RUN make jars install-s3
 
 # --- runtime --------------------------------------------------------------------------------

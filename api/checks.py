@@ -90,6 +90,7 @@ class LakeProbe(CachedProbe):
         parts = urlparse(root)
         if parts.scheme not in ("s3a", "s3"):
             return Check(ok=False, detail=f"lake root {root}: unsupported scheme")
+        # boto3 is the optional `s3` extra: imported only for an s3:// lake.
         try:
             import boto3
             from botocore.config import Config

@@ -3,7 +3,7 @@ product x warehouse), read with delta-rs and cached in memory for a short TTL.
 
 A lake read takes tens to hundreds of milliseconds, so requests never wait for one except
 the very first: after that an expired cache is served while one background read refreshes
-it. Only local lakes are read (``shopstream.lake_reader`` addresses tables by local path);
+it. Only local lakes are read (``shopstream.lake.reader`` addresses tables by local path);
 with an ``s3a://`` lake the gold figures are reported as unavailable.
 """
 
@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from shopstream import lake_reader
+from shopstream.lake import reader as lake_reader
 
 log = logging.getLogger("api.gold")
 

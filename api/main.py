@@ -28,7 +28,7 @@ from api.gold import GoldInventory
 from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
 from api.routes import alerts, dashboard, dashboard_page, deliveries, health, inventory, stream
-from shopstream import lake_layout
+from shopstream.lake import layout as lake_layout
 from shopstream.settings import Settings, get_settings
 
 #: Connections per app (per uvicorn worker). A list request holds one for a single query.

@@ -5,7 +5,7 @@ applied and some workload behind it) into Arrow, as ``toArrow()`` hands them to 
 in log order; cuts them into batches of ``--batch-records``; and runs each, into a fresh
 lake, through ``streams.queries.cdc.process``: the query's own batch function (Polars
 transforms, delta-rs writes, silver and gold). It prints each batch's wall time and CPU time
-and the steps it spent them on (``streams.steps``), so a batch's fixed cost can be told from
+and the steps it spent them on (``streams.step_timings``), so a batch's fixed cost can be told from
 its per-row work, and the rows/s one core sustains read off directly:
 
     .venv/bin/python bench/arrow_batch.py --batch-records 1000 --batches 20
@@ -33,10 +33,10 @@ from typing import Any
 import pyarrow as pa
 from confluent_kafka import Consumer, TopicPartition
 
+from shopstream.lake.delta_rs import Lake
 from shopstream.low_stock import Thresholds
 from shopstream.settings import Settings, get_settings
-from streams import steps
-from streams.lake_rs import Lake
+from streams import step_timings as steps
 from streams.queries import cdc
 from streams.sources import KAFKA_RECORDS
 

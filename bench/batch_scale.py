@@ -16,7 +16,7 @@ does a few hundred change rows/s), so the benchmark builds the batch's inputs di
    version valid from its ``created_at``.
 3. ``gold.sales_daily`` computed with the streaming code itself
    (``streams.gold.sales_daily.rebuild``: Polars and delta-rs) over those silver tables, and
-   checked equal, key by key, to ``shopstream.reconcile.postgres.sales_daily`` for day D
+   checked equal, key by key, to ``batch.reconcile.source.sales_daily`` for day D
    (what the batch's reconciliation compares).
 4. ``shopstream batch --date D`` in a subprocess (its own state folder and lake, the bench
    database), ``--repeat`` times. Wall time and peak resident memory of the process tree
@@ -58,10 +58,10 @@ from typing import Any
 import psutil
 import psycopg
 
-from shopstream.db.migrate import migrate
-from shopstream.reconcile.postgres import SALES_DAILY_MEASURES
+from producers.workload.catalogue import CATEGORIES, WAREHOUSES
+from shopstream.contracts.sales_daily import SALES_DAILY_MEASURES
 from shopstream.settings import PROJECT_ROOT, Settings, get_settings
-from shopstream.workload.catalogue import CATEGORIES, WAREHOUSES
+from shopstream.shop_db.migrate import migrate
 
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 BENCH_DATABASE = "shopstream_bench"
@@ -96,7 +96,8 @@ SPLIT_KEYS = {"customers": "customer_id", "orders": "order_id", "order_items": "
 MEASURES = SALES_DAILY_MEASURES
 RUN_ID = re.compile(r"\bbatch (\S+): ")
 MEMORY_POLL_S = 0.5
-#: The quality step's line per suite (quality/run.py): table, rows, passed/evaluated, seconds.
+#: The quality step's line per suite (quality/batch_step.py): table, rows, passed/evaluated,
+#: seconds.
 SUITE_LINE = re.compile(r"(\S+): (\d+) rows, (\d+)/(\d+) expectations passed \(([\d.]+) s\)")
 NOISE = re.compile(r"^(\s|\[|WARN)|\d+%\|")
 
@@ -340,7 +341,7 @@ IDENTITIES = {
 
 
 def _sql_params(shape: Shape) -> dict[str, Any]:
-    from shopstream.workload.catalogue import FIRST_NAMES, LAST_NAMES
+    from producers.workload.catalogue import FIRST_NAMES, LAST_NAMES
 
     return shape.params() | {
         "first": list(FIRST_NAMES),
@@ -430,11 +431,11 @@ def setup_lake(settings: Settings, shape: Shape, timings: dict[str, float]) -> d
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
-    from shopstream.reconcile import postgres as reference
-    from streams import lake
+    from batch.reconcile import source as reference
+    from shopstream.lake import tables as lake
+    from shopstream.lake.delta_rs import Lake
+    from shopstream.lake.spark import build_spark
     from streams.gold import sales_daily
-    from streams.lake_rs import Lake
-    from streams.session import build_spark
 
     with timed("spark: start", timings):
         spark = build_spark(settings, "shopstream-bench-batch-setup")
@@ -693,8 +694,8 @@ def run_batch(settings: Settings, day: date, log: Path) -> dict[str, Any]:
 
 def step_rows(settings: Settings, run_id: str | None) -> list[dict[str, Any]]:
     """The run's rows of ``audit.batch_runs`` in step order (the newest run without an id)."""
-    from shopstream.lake_reader import read_rows
-    from streams import lake
+    from shopstream.lake import tables as lake
+    from shopstream.lake.reader import read_rows
 
     rows: list[dict[str, Any]] = read_rows(lake.table_path(settings, "audit.batch_runs"))
     if run_id is None and rows:

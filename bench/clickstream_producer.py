@@ -22,9 +22,9 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from shopstream.clickstream.producer import ClickstreamProducer
-from shopstream.clickstream.replay import list_sources, replay
-from shopstream.clickstream.simulate import ClickRecord, ClickstreamSimulator
+from producers.clickstream.producer import ClickstreamProducer
+from producers.clickstream.replay import list_sources, replay
+from producers.clickstream.simulate import ClickRecord, ClickstreamSimulator
 from shopstream.settings import get_settings
 from shopstream.topics import CLICKSTREAM_TOPIC, TopicSpec, ensure_topics, topic_spec
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.auth import ensure_local_key  # noqa: E402
 from shopstream.settings import get_settings  # noqa: E402
-from shopstream.stack.jobs import Job  # noqa: E402
+from stack.jobs import Job  # noqa: E402
 from tests.browser import chromium, wait_until_drawn  # noqa: E402
 
 #: What one page load asks for: the page itself, then one JSON route per section.

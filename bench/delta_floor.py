@@ -9,7 +9,7 @@ whatever the row count. This measures that floor on an otherwise idle machine:
 * per MERGE, the Spark jobs, stages and tasks it ran, and the driver JVM's CPU seconds.
 
 Each configuration runs in a fresh Spark session built the way ``shopstream streams run``
-builds it (``streams.session.build_spark``, code generation off), plus ``--conf`` options,
+builds it (``shopstream.lake.spark.build_spark``, code generation off), plus ``--conf`` options,
 so Delta and Spark settings can be compared side by side:
 
     .venv/bin/python bench/delta_floor.py --repeat 8 \\
@@ -49,7 +49,7 @@ def measure(conf: dict[str, str], repeat: int) -> dict[str, Any]:
     """One variant in this process: a fresh session, a 1,000-row table, timed operations."""
     from delta.tables import DeltaTable
 
-    from streams.session import build_spark
+    from shopstream.lake.spark import build_spark
 
     spark = build_spark(get_settings(), app_name="delta-floor", extra_config=conf, codegen=False)
     jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[union-attr]

@@ -59,7 +59,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from deltalake import DeltaTable, QueryBuilder
 from psycopg import sql
 
-from shopstream.cdc.connectors import CONNECTORS_DIR, ConnectClient, load_connectors
+from producers.cdc.connectors import CONNECTORS_DIR, ConnectClient, load_connectors
 from shopstream.errors import ShopstreamError
 from shopstream.settings import PROJECT_ROOT, Settings, get_settings
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC, cdc_topic

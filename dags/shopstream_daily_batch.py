@@ -111,7 +111,7 @@ def alert_on_failure(context: Mapping[str, Any]) -> None:
             f"shopstream daily batch: task {task_id} failed for {day}",
             "--detail",
             "\n".join(detail_lines),
-            # The batch's own key for the day (shopstream/batch/summary.py): one incident per
+            # The batch's own key for the day (cli/daily_batch/summary.py): one incident per
             # day, which the day's next clean run resolves.
             "--dedup-key",
             f"batch:{day}",
@@ -164,7 +164,8 @@ with DAG(
     with TaskGroup("dbt_build", tooltip="dbt build of the marts for day D"):
         run_dbt = BashOperator(task_id="run_dbt", bash_command=batch_step_command("dbt"))
 
-    # The failure rules are those of `shopstream batch` in one process (shopstream/batch/run.py).
+    # The failure rules are those of `shopstream batch` in one process
+    # (cli/daily_batch/orchestrate.py).
     # quality keeps the default all_success: checking marts that a failed build left stale
     # would only page again about a cause that has paged already.
     with TaskGroup("quality", tooltip="Great Expectations suites; writes audit.quality_scores"):

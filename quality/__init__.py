@@ -1,8 +1,8 @@
 """Data quality of the lake: Great Expectations suites for silver, gold and the dbt marts.
 
 One suite per checked table (``quality/suites/<layer>/<table>.py``), run through GE's Spark
-DataFrame data source by the batch's ``quality`` step (``quality/run.py``). Each run saves its
-validation results in a file context (``<state_dir>/quality/gx``), renders Data Docs
+DataFrame data source by the batch's ``quality`` step (``quality/batch_step.py``). Each run saves
+its validation results in a file context (``<state_dir>/quality/gx``), renders Data Docs
 (``<state_dir>/quality/data_docs``) and stores one quality score per table and day in
 ``audit.quality_scores``.
 """

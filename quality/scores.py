@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from quality.checkpoints import TableResult
+from shopstream.lake import tables as lake
 from shopstream.settings import Settings
-from streams import lake
 
 NAME = "audit.quality_scores"
 

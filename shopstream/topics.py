@@ -48,6 +48,16 @@ def cdc_topic(table: str) -> str:
     return f"{CDC_PREFIX}.{SHOP_SCHEMA}.{table}"
 
 
+#: The topics the live alert engine (alerts/) consumes. The API's pipeline page reports their
+#: lag too; naming them here lets it do so without importing the engine.
+ALERT_ENGINE_TOPICS: tuple[str, ...] = (
+    cdc_topic("inventory"),
+    cdc_topic("products"),
+    cdc_topic("warehouses"),
+    cdc_topic("debezium_heartbeat"),
+)
+
+
 # Busy tables get 3 partitions: Debezium keys by primary key, so per-key order holds.
 _CDC_PARTITIONS = {"orders": 3, "order_items": 3, "inventory": 3}
 

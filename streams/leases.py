@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 import pyarrow.fs as pafs
 
 from shopstream.errors import ShopstreamError
+from shopstream.lake import tables as lake
 from shopstream.settings import Settings
-from streams import lake
-from streams.batch_state import filesystem
+from streams.microbatch_state import filesystem
 
 #: A lease not refreshed for this long belongs to a driver that is gone (killed, or its host
 #: lost): the writer refreshes it every ``REFRESH_S``.

@@ -31,15 +31,17 @@ from pyspark.errors import IllegalArgumentException
 from pyspark.sql import SparkSession
 
 from shopstream.errors import ShopstreamError
+from shopstream.lake import tables as lake
+from shopstream.lake.delta_rs import TARGET_FILE_BYTES, Lake
+from shopstream.pidfiles import running_job_pid
 from shopstream.settings import Settings
-from shopstream.stack.jobs import Job
-from streams import lake, leases, runner
-from streams.lake_rs import TARGET_FILE_BYTES, Lake
+from streams import driver as runner
+from streams import leases
 
 #: Delta's default ``delta.deletedFileRetentionDuration`` (7 days): the shortest retention
 #: Delta itself accepts without ``retentionDurationCheck`` turned off.
 SAFE_RETAIN_HOURS = 168
-#: The background job (``shopstream.stack.jobs``) that runs the streaming driver.
+#: The background job (``stack.jobs``) that runs the streaming driver.
 STREAMS_JOB = "streams"
 
 _RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
@@ -428,8 +430,7 @@ def optimize(
 
 def streams_driver_pid(settings: Settings) -> int | None:
     """The pid of the streaming driver started as a background job, if it runs."""
-    job = Job(settings, STREAMS_JOB)
-    return job.pid if job.running() else None
+    return running_job_pid(settings, STREAMS_JOB)
 
 
 def check_vacuum_retention(

@@ -5,7 +5,7 @@ time of its last batch. Per table (``query``, ``table``): rows written, and **fr
 the age of the oldest Kafka record the table does not hold yet (0 when the query has read
 everything). Per partition (``consumer``, ``topic``, ``partition``): the consumer lag, the
 records written to Kafka and not yet committed by the query. Per step (``step``): the
-seconds spent in each named step of a batch (``streams.steps``).
+seconds spent in each named step of a batch (``streams.step_timings``).
 
 Freshness measures what a reader of the table sees: a table whose query has not committed
 a record written at 12:00:00 is at least that old at 12:00:30, whether the query is slow,
@@ -34,8 +34,8 @@ from pyarrow import fs as pafs
 from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.settings import Settings
-from streams import steps
-from streams.batch_state import filesystem
+from streams import step_timings as steps
+from streams.microbatch_state import filesystem
 
 log = logging.getLogger("streams")
 
@@ -109,7 +109,7 @@ def freshness_s(now_ms: int, oldest_pending_ms: Mapping[Partition, int | None]) 
 
 
 class _StepSeconds(Collector):
-    """Seconds spent per named step since the process started (``streams.steps``)."""
+    """Seconds spent per named step since the process started (``streams.step_timings``)."""
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(

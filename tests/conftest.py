@@ -54,7 +54,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Settings:
     """PostgreSQL, Kafka and Kafka Connect running and healthy, with the schema migrated."""
-    from shopstream.stack import Stack
+    from stack import Stack
 
     try:
         Stack.from_settings(settings).up(report=lambda line: print(f"[stack] {line}"))
@@ -66,7 +66,7 @@ def stack(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def spark(settings: Settings) -> Iterator[object]:
     """A local Spark session with Delta Lake and the Kafka source (the project's own jars)."""
-    from streams.session import build_spark
+    from shopstream.lake.spark import build_spark
 
     try:
         session = build_spark(settings, app_name="shopstream-tests")

@@ -20,9 +20,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from shopstream import lake_layout
+from shopstream.lake import layout as lake_layout
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
-from streams.lake_rs import Lake
 
 CATEGORIES = ("toys", "books", "garden", "kitchen")
 REGIONS = ("north", "south", "west")

@@ -19,12 +19,14 @@ from typing import Any
 
 import polars as pl
 
-from alerts.engine.changes import TOPICS as ENGINE_TOPICS
 from api.dashboard import pipeline, sales
 from api.dashboard.cache import Cached, Unreadable
 from api.dashboard.models import QueryLag, TableFreshness
-from shopstream import kafka_io, lake_layout, lake_reader
+from shopstream import kafka_io
+from shopstream.lake import layout as lake_layout
+from shopstream.lake import reader as lake_reader
 from shopstream.settings import Settings
+from shopstream.topics import ALERT_ENGINE_TOPICS as ENGINE_TOPICS
 
 Conn = Any
 

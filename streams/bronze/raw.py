@@ -12,9 +12,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from shopstream.lake import tables as lake
 from shopstream.settings import Settings
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC, cdc_topic
-from streams import lake
 from streams.sources import kafka_stream
 
 NAME = "bronze"

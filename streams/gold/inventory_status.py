@@ -16,8 +16,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake.delta_rs import Lake, Written, empty_frame
 from shopstream.low_stock import Key, StockState, from_epoch_us, velocity
-from streams.lake_rs import Lake, Written, empty_frame
 
 NAME = "gold.inventory_status"
 KEYS = ("product_id", "warehouse_id")

@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake.delta_rs import Lake, Written, empty_frame
 from shopstream.low_stock import (
     Alert,
     Key,
@@ -36,7 +37,6 @@ from shopstream.low_stock import (
     fold_all,
     from_epoch_us,
 )
-from streams.lake_rs import Lake, Written, empty_frame
 
 ALERTS = "gold.low_stock_alerts"
 TRANSITIONS = "gold.low_stock_alert_transitions"

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streams.lake_rs import Lake, Written
+from shopstream.lake.delta_rs import Lake, Written
 
 NAME = "gold.product_funnel_hourly"
 SESSIONS = "gold.product_funnel_sessions"

@@ -16,9 +16,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake.delta_rs import Lake, Written
 from streams.gold import sales_order_lines as lines_table
 from streams.gold.sales_order_lines import MONEY, SALES_KEYS, LineChanges
-from streams.lake_rs import Lake, Written
 
 NAME = "gold.sales_daily"
 KEYS = SALES_KEYS

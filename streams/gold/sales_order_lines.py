@@ -27,7 +27,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streams.lake_rs import Lake, Written, empty_frame
+from shopstream.lake.delta_rs import Lake, Written, empty_frame
 
 NAME = "gold.sales_order_lines"
 #: sales_daily's grain.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow as pa
 
-from streams.lake_rs import Written
+from shopstream.lake.delta_rs import Written
 
 
 @dataclass

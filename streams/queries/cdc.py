@@ -23,12 +23,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake.delta_rs import Lake, Written
 from shopstream.low_stock import Key, Thresholds
 from streams.gold import inventory_status, low_stock_alerts, sales_daily, sales_order_lines
-from streams.lake_rs import Lake, Written
 from streams.queries import Writes, records_frame
 from streams.silver import cdc, customers, inventory, order_items, orders, products, warehouses
-from streams.steps import step
+from streams.step_timings import step
 
 NAME = "cdc"
 #: Dimensions before facts, so gold resolves a batch's lines against the batch's customers,

@@ -21,15 +21,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake.delta_rs import Lake, Written
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC
-from streams.batch_state import StateFiles
 from streams.gold import product_funnel_hourly as funnel
-from streams.lake_rs import Lake, Written
+from streams.microbatch_state import StateFiles
 from streams.queries import Writes, records_frame
 from streams.silver import clickstream as silver
 from streams.silver.cdc import utc_now
-from streams.steps import step
+from streams.step_timings import step
 
 NAME = "clickstream"
 TOPICS = (CLICKSTREAM_TOPIC,)

@@ -40,9 +40,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake import tables as lake
+from shopstream.lake.delta_rs import Lake, Written, differs
 from shopstream.topics import cdc_topic
-from streams import lake
-from streams.lake_rs import Lake, Written, differs
 
 #: What Debezium sends for an unchanged TOASTed column when the before-image is incomplete.
 TOAST_PLACEHOLDER = "__debezium_unavailable_value"

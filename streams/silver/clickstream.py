@@ -1,7 +1,7 @@
 """Silver clickstream: one row per event_id, typed; late events and bad records set aside.
 
 Grain: one row per clickstream ``event_id`` (duplicates from retrying clients are dropped).
-Every record is judged by ``shopstream.clickstream.events.parse_event``, the producer's own
+Every record is judged by ``shopstream.contracts.clickstream.parse_event``, the producer's own
 reference validator, so a record the generator labels bad (header ``shopstream.bad_kind``)
 lands in ``silver.clickstream_quarantine`` with the same kind as its label, and its reason.
 
@@ -10,7 +10,7 @@ same tables as the live stream. Each Kafka partition has a stream time (as in Ka
 the newest ``occurred_at`` of any valid event at an earlier offset of that partition. An event
 more than ``ALLOWED_LATENESS`` older than its partition's stream time goes to
 ``silver.clickstream_late``: counted, never silently dropped. Stream time carries from batch
-to batch in a small file per batch beside the query's checkpoint (``streams.batch_state``).
+to batch in a small file per batch beside the query's checkpoint (``streams.microbatch_state``).
 
 Duplicates: the first occurrence of an ``event_id`` in log order is the one kept; a later copy
 is dropped whether the first went to the events table or to the late table. On-time copies are
@@ -33,8 +33,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopstream.clickstream.events import BAD_KIND_HEADER, InvalidEvent, parse_event
-from streams.lake_rs import Lake
+from shopstream.contracts.clickstream import BAD_KIND_HEADER, InvalidEvent, parse_event
+from shopstream.lake.delta_rs import Lake
 
 NAME = "silver.clickstream_events"
 LATE = "silver.clickstream_late"

@@ -34,17 +34,17 @@ import polars as pl
 import psycopg
 import pytest
 
-from shopstream.cdc.connectors import apply_connectors
-from shopstream.clickstream.events import InvalidEvent, parse_event
+from batch.reconcile import comparability
+from batch.reconcile import source as reference
+from batch.reconcile.compare import compare, describe_mismatches
+from producers.cdc.connectors import apply_connectors
+from producers.workload.catalogue import CATEGORIES
+from shopstream.contracts.clickstream import InvalidEvent, parse_event
 from shopstream.kafka_io import Record, read_to_end
-from shopstream.lake_reader import read_rows, read_table
-from shopstream.reconcile import comparability
-from shopstream.reconcile import postgres as reference
-from shopstream.reconcile.compare import compare, describe_mismatches
+from shopstream.lake.reader import read_rows, read_table
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
-from shopstream.workload.catalogue import CATEGORIES
-from streams import runner
+from streams import driver as runner
 from streams.silver import customers, inventory, order_items, orders, products, warehouses
 from tests.integration.oracle import expected_stock
 
@@ -198,7 +198,7 @@ def lake_frame(lake: Path, table: str, columns: tuple[str, ...]) -> pl.DataFrame
 def sales_vs_source(lake: Path, settings: Settings) -> list[str]:
     """gold.sales_daily against PostgreSQL, every day, where PostgreSQL's answer is true.
 
-    The comparability rule (``shopstream.reconcile.comparability``, the batch's own) sets
+    The comparability rule (``batch.reconcile.comparability``, the batch's own) sets
     apart the keys and measures that products re-categorised or re-costed after some of their
     orders put out of PostgreSQL's reach; their additive facts are still compared, summed
     per order date x region x segment (``categories combined``).

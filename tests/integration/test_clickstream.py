@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from shopstream.clickstream.events import (
+from producers.clickstream.producer import ClickstreamProducer
+from producers.clickstream.simulate import ClickRecord, ClickstreamSimulator, PlacedOrder
+from shopstream.contracts.clickstream import (
     BAD_KIND_HEADER,
     BadKind,
     EventType,
     header_items,
     parse_event,
 )
-from shopstream.clickstream.producer import ClickstreamProducer
-from shopstream.clickstream.simulate import ClickRecord, ClickstreamSimulator, PlacedOrder
 from shopstream.kafka_io import end_offsets
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC, ensure_topics

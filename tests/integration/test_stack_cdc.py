@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from deltalake import DeltaTable
 
-from shopstream.cdc.connectors import ConnectClient, drop_slot, wait_slot_active
+from producers.cdc.connectors import ConnectClient, drop_slot, wait_slot_active
 from shopstream.kafka_io import Record, read_from
 from shopstream.settings import Settings
 

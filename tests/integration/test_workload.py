@@ -24,14 +24,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
 
-from shopstream.clickstream.events import BAD_KIND_HEADER
-from shopstream.db.migrate import migrate
-from shopstream.kafka_io import end_offsets
-from shopstream.settings import Settings
-from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC
-from shopstream.workload.catalogue import popularity_order
-from shopstream.workload.config import WorkloadConfig
-from shopstream.workload.ops import (
+from producers.workload.catalogue import popularity_order
+from producers.workload.config import WorkloadConfig
+from producers.workload.generator import Clock, GenerateOptions, GenerateResult, run
+from producers.workload.ops import (
     MAX_AMOUNT,
     CostChanged,
     CustomerErased,
@@ -43,8 +39,12 @@ from shopstream.workload.ops import (
     StockAdjusted,
     StockReplenished,
 )
-from shopstream.workload.runner import Clock, GenerateOptions, GenerateResult, run
-from shopstream.workload.store import bootstrap
+from producers.workload.store import bootstrap
+from shopstream.contracts.clickstream import BAD_KIND_HEADER
+from shopstream.kafka_io import end_offsets
+from shopstream.settings import Settings
+from shopstream.shop_db.migrate import migrate
+from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -524,7 +524,7 @@ def test_an_order_too_big_for_the_shop_is_logged_and_skipped_and_the_generator_g
         "COLUMNS": "120",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "shopstream.cli", "generate", "--orders", "300", "--rate", "300",
+        [sys.executable, "-m", "cli.main", "generate", "--orders", "300", "--rate", "300",
          "--flat", "--no-clickstream", "--seed", "17"],
         capture_output=True, text=True, timeout=300, env=env, check=False,
     )  # fmt: skip
@@ -619,7 +619,7 @@ def test_cli_generate_prints_a_summary(shop: Settings, db: psycopg.Connection[An
         "COLUMNS": "120",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "shopstream.cli", "generate", "--orders", "25", "--rate", "100",
+        [sys.executable, "-m", "cli.main", "generate", "--orders", "25", "--rate", "100",
          "--no-clickstream", "--seed", "404"],
         capture_output=True, text=True, timeout=300, env=env, check=False,
     )  # fmt: skip

@@ -2,7 +2,7 @@
 
 No Docker engine runs here, so the files are checked statically, against what the code
 itself says: the setting names of ``shopstream.settings.Settings``, the properties of the
-local stack (``shopstream.stack``), the ``${env:...}`` references in ``connectors/*.json`` and
+local stack (``stack``), the ``${env:...}`` references in ``connectors/*.json`` and
 the versions pinned in ``jvm/pom.xml``. Each check returns a list of problems. The real files
 must give none. A mutated copy must give the expected problem, which proves that each check
 can fail.
@@ -27,8 +27,8 @@ import yaml
 from pydantic import ValidationError
 
 from shopstream.settings import Settings
-from shopstream.stack.kafka import Connect, Kafka
-from shopstream.stack.postgres import _PG_MAJOR, Postgres
+from stack.kafka import Connect, Kafka
+from stack.postgres import _PG_MAJOR, Postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

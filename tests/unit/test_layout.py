@@ -1,13 +1,95 @@
-"""The repository keeps its promised layout, and its docs keep up with its settings."""
+"""The repository keeps its promised layout, its imports run one way (docs/ARCHITECTURE.md),
+and its docs keep up with its settings."""
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
 
 import delta
+from shopstream.lake import tables as lake
 from shopstream.settings import PROJECT_ROOT, Settings
 
 TOP_LEVEL = ("streams", "connectors", "delta", "dbt", "quality", "alerts", "api", "tests")
+
+#: The layers of docs/ARCHITECTURE.md. The ground imports no other project package; a
+#: deployable imports only the ground; the command line imports anything; nothing imports it.
+GROUND = "shopstream"
+DEPLOYABLES = ("producers", "streams", "alerts", "api", "batch", "quality", "stack")
+CLI = "cli"
+#: Outside the layers, and not checked beyond this: they may import the ground and any
+#: deployable, never the command line (dags/ runs the `shopstream` command instead).
+OUTSIDE = ("bench", "dags")
+
+
+def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
+    """Every absolute import in ``path`` with its line, at module top or inside a function."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def layer_violations(root: Path) -> list[str]:
+    """``file:line: <layer> imports <package>`` for every import against the direction."""
+    layer = {GROUND: "ground", CLI: "cli"} | {name: "deployable" for name in DEPLOYABLES}
+    found = []
+    for folder in (GROUND, *DEPLOYABLES, CLI, *OUTSIDE):
+        mine = layer.get(folder, "outside")
+        for path in sorted((root / folder).rglob("*.py")):
+            for line, module in imported_modules(path):
+                target = module.split(".")[0]
+                if target == folder or target not in layer:
+                    continue  # itself, the standard library or a third-party package
+                allowed = {
+                    "ground": False,
+                    "deployable": layer[target] == "ground",
+                    "cli": True,
+                    "outside": layer[target] != "cli",
+                }[mine]
+                if not allowed:
+                    where = path.relative_to(root).as_posix()
+                    found.append(f"{where}:{line}: {folder} ({mine}) imports {module}")
+    return found
+
+
+def test_imports_run_down_the_layers() -> None:
+    assert layer_violations(PROJECT_ROOT) == []
+
+
+def test_every_python_package_has_a_layer() -> None:
+    packages = {p.parent.name for p in PROJECT_ROOT.glob("*/__init__.py")}
+    assert packages - {GROUND, *DEPLOYABLES, CLI, "tests"} == set()
+
+
+def test_the_layer_check_reports_each_kind_of_violation(tmp_path: Path) -> None:
+    files = {
+        # The ground importing a deployable, inside a function (still an import).
+        "shopstream/settings.py": "def f():\n    from streams import driver\n",
+        # A deployable importing another deployable, and one importing the command line.
+        "streams/driver.py": "import alerts.engine\nfrom shopstream import errors\n",
+        "alerts/engine.py": "from cli.commands import alerts\n",
+        # A script outside the layers importing the command line.
+        "bench/load.py": "from api import main\nfrom cli import main as cli\n",
+        # Allowed: the command line importing several deployables and the ground.
+        "cli/main.py": "from alerts import engine\nfrom streams import driver\nimport shopstream\n",
+        "api/main.py": "import json\nfrom api import auth\nfrom shopstream import settings\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert layer_violations(tmp_path) == [
+        "shopstream/settings.py:2: shopstream (ground) imports streams",
+        "streams/driver.py:1: streams (deployable) imports alerts.engine",
+        "alerts/engine.py:1: alerts (deployable) imports cli.commands",
+        "bench/load.py:2: bench (outside) imports cli",
+    ]
 
 
 def test_top_level_folders_and_files_exist() -> None:
@@ -45,10 +127,6 @@ def test_ci_runs_make_test() -> None:
 
 
 def test_delta_declares_every_dbt_mart_with_the_columns_dbt_documents() -> None:
-    import yaml
-
-    from streams import lake
-
     models = {p.stem for p in (PROJECT_ROOT / "dbt" / "models" / "marts").glob("*.sql")}
     declared = {name.split(".", 1)[1] for name in lake.definitions() if name.startswith("marts.")}
     assert declared == models

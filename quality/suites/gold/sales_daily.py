@@ -26,7 +26,7 @@ from quality.suite import (
     is_true,
     key,
 )
-from shopstream.reconcile.postgres import SALES_DAILY_KEY, SALES_DAILY_MEASURES
+from shopstream.contracts.sales_daily import SALES_DAILY_KEY, SALES_DAILY_MEASURES
 
 TABLE = "gold.sales_daily"
 GRAIN = SALES_DAILY_KEY

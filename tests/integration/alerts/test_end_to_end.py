@@ -26,12 +26,12 @@ import pytest
 
 from alerts.store import connect
 from api.auth import hash_key
-from shopstream.cdc.connectors import apply_connectors
+from producers.cdc.connectors import apply_connectors
+from producers.workload.generator import GenerateOptions
+from producers.workload.generator import run as run_workload
 from shopstream.kafka_io import end_offsets
 from shopstream.settings import Settings
 from shopstream.topics import cdc_topic
-from shopstream.workload.runner import GenerateOptions
-from shopstream.workload.runner import run as run_workload
 
 if TYPE_CHECKING:  # the fixture lives in this folder's conftest
     from tests.integration.conftest import HttpReceiver

@@ -30,7 +30,7 @@ from confluent_kafka import Producer
 
 from alerts.engine.changes import PRODUCTS_TOPIC, KafkaRecord
 from alerts.engine.consumer import Engine
-from shopstream.cdc.connectors import apply_connectors
+from producers.cdc.connectors import apply_connectors
 from shopstream.kafka_io import Record, end_offsets, read_to_end
 from shopstream.settings import Settings
 from shopstream.topics import cdc_topic

@@ -11,7 +11,7 @@ import pytest
 
 from alerts.retention import prune
 from alerts.store import connect
-from shopstream.batch import retention
+from cli.daily_batch import retention
 from shopstream.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

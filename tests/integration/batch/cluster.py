@@ -24,9 +24,8 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from shopstream.batch.session import catalog_config
+from shopstream.lake.spark import catalog_config, spark_jars
 from shopstream.settings import Settings
-from streams.session import spark_jars
 
 SPARK_HOME = Path(pyspark.__file__).parent
 #: JVM start, metastore schema and Thrift service on a busy 2-core machine.

@@ -43,12 +43,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from shopstream.lake_reader import read_rows
-from shopstream.reconcile import postgres as reference
-from shopstream.reconcile.comparability import MEASURES as ALL_MEASURES
-from shopstream.reconcile.comparability import NOTE_PREFIX, TIME_FORMAT
+from batch.reconcile import source as reference
+from batch.reconcile.comparability import MEASURES as ALL_MEASURES
+from batch.reconcile.comparability import NOTE_PREFIX, TIME_FORMAT
+from shopstream.lake import tables as lake
+from shopstream.lake.reader import read_rows
 from shopstream.settings import Settings
-from streams import lake
 from tests.integration.conftest import HttpReceiver
 from tests.integration.pipeline import SHOPSTREAM, CatalogueChange, Pipeline
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from shopstream.lake_reader import read_rows
-from shopstream.reconcile.postgres import SALES_DAILY_KEY, SALES_DAILY_MEASURES
+from shopstream.contracts.sales_daily import SALES_DAILY_KEY, SALES_DAILY_MEASURES
+from shopstream.lake.reader import read_rows
 from shopstream.settings import Settings
 from tests.integration.batch.cluster import standalone_cluster, thrift_server
 from tests.integration.batch.test_dbt_project import D, _refresh_gold, _write_silver
@@ -57,7 +57,7 @@ def _assert_built(settings: Settings) -> None:
 def test_dbt_builds_the_marts_through_a_spark_thrift_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shopstream.batch import dbt_step
+    from batch import dbt_step
 
     settings = _lake(tmp_path).model_copy(update={"dbt_target": "cluster"})
     lines: list[str] = []
@@ -87,7 +87,7 @@ def test_the_daily_batch_runs_on_a_standalone_spark_cluster(tmp_path: Path) -> N
             "DO_NOT_TRACK": "1",
         }
         done = subprocess.run(
-            [sys.executable, "-m", "shopstream.cli", "batch", "--date", D.isoformat(),
+            [sys.executable, "-m", "cli.main", "batch", "--date", D.isoformat(),
              "--steps", "dbt"],
             env=env, capture_output=True, text=True, timeout=1800, check=False,
         )  # fmt: skip

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from shopstream.reconcile.postgres import SALES_DAILY_MEASURES
+from shopstream.contracts.sales_daily import SALES_DAILY_MEASURES
 
 pytestmark = pytest.mark.integration
 
@@ -295,8 +295,8 @@ def _write_silver(settings: Any) -> None:
     declared schemas (no JVM work: seconds instead of minutes on a busy machine)."""
     import pyarrow as pa
 
-    from streams import lake
-    from streams.lake_rs import Lake
+    from shopstream.lake import tables as lake
+    from shopstream.lake.delta_rs import Lake
 
     tables = Lake(settings)
     defaults = {"cdc_lsn": 1, "cdc_offset": 0, "is_deleted": False, "is_current": True}
@@ -310,15 +310,15 @@ def _refresh_gold(settings: Any, run: int) -> None:
     """gold.sales_daily from that silver, by the streaming code itself (delta-rs, no Spark)."""
     from datetime import UTC, datetime
 
+    from shopstream.lake.delta_rs import Lake
     from streams.gold import sales_daily
-    from streams.lake_rs import Lake
 
     sales_daily.rebuild(Lake(settings), "test", run, datetime.now(UTC))
 
 
 def _snapshot(settings: Any) -> dict[str, Any]:
     """Every mart, the enriched lines and gold sales_daily, read by path (delta-rs)."""
-    from shopstream.lake_reader import read_rows
+    from shopstream.lake.reader import read_rows
 
     lake = settings.lake_path
     tables = {f"marts.{m}": f"{lake}/marts/{m}" for m in MARTS}
@@ -332,7 +332,7 @@ def _snapshot(settings: Any) -> dict[str, Any]:
 def _run_step(
     settings: Any, lines: list[str], day: date = D, *, full_refresh: bool = False
 ) -> dict[str, Any]:
-    from shopstream.batch import dbt_step
+    from batch import dbt_step
 
     def report(line: str) -> None:
         lines.append(line)
@@ -376,9 +376,9 @@ def _tests_sql(settings: Any) -> dict[str, str]:
 def main(out: Path) -> None:
     from deltalake import DeltaTable
 
-    from shopstream.batch.session import build_batch_spark
+    from shopstream.lake import tables as lake
+    from shopstream.lake.spark import build_batch_spark
     from shopstream.settings import Settings
-    from streams import lake
 
     settings = Settings()
     _write_silver(settings)

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from shopstream.cdc.connectors import (
+from producers.cdc.connectors import (
     ConnectClient,
     apply_connectors,
     drop_slot,
@@ -29,8 +29,8 @@ from shopstream.cdc.connectors import (
 )
 from shopstream.kafka_io import Record, end_offsets, read_from
 from shopstream.settings import Settings
-from shopstream.stack import Stack
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC, cdc_topic
+from stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,8 @@ from alerts.engine.changes import (
     parse_batch,
 )
 from api.main import create_app
-from shopstream import lake_layout, lake_reader
+from shopstream.lake import layout as lake_layout
+from shopstream.lake import reader as lake_reader
 from shopstream.low_stock import Thresholds
 from shopstream.settings import Settings
 from tests import dashboard_data

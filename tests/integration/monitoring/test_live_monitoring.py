@@ -36,13 +36,13 @@ import psycopg
 import pytest
 
 from api.auth import hash_key
-from shopstream.batch import metrics as batch_metrics
-from shopstream.batch.steps import StepResult
-from shopstream.cdc.connectors import apply_connectors
+from batch import metrics as batch_metrics
+from producers.cdc.connectors import apply_connectors
 from shopstream.settings import Settings
-from shopstream.stack.kafka import Connect, Kafka
-from shopstream.stack.monitoring import Prometheus
-from shopstream.stack.postgres import Postgres
+from shopstream.step_result import StepResult
+from stack.kafka import Connect, Kafka
+from stack.monitoring import Prometheus
+from stack.postgres import Postgres
 from tests.integration.conftest import HttpReceiver, Request, running_receiver
 from tests.integration.pipeline import (
     LAST_QUERY,
@@ -333,7 +333,7 @@ def free_port() -> int:
 
 
 def push_batch_figures(settings: Settings) -> None:
-    """What the daily batch pushes after a run, through its own code (shopstream.batch.
+    """What the daily batch pushes after a run, through its own code (batch.
     metrics): a full batch takes minutes, and tests/integration/batch runs it for real."""
     today = datetime.now(UTC).date()
     results = [StepResult("dbt", "success", 41.0), StepResult("quality", "success", 12.5)]

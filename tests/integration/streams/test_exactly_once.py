@@ -7,7 +7,7 @@ catch up. This test checks what it left:
 
 * every silver table equals PostgreSQL row for row;
 * gold ``sales_daily`` equals the same view computed in SQL over PostgreSQL
-  (``shopstream.reconcile.postgres``), cent for cent; ``inventory_status`` holds
+  (``batch.reconcile.source``), cent for cent; ``inventory_status`` holds
   PostgreSQL's stock and policy;
 * the alert lifecycle and ``inventory_status``'s figures equal an independent evaluation,
   in plain Python, of the inventory change topic (``tests/integration/oracle.py``); the

@@ -18,8 +18,8 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from shopstream.lake_reader import read_table
-from streams import lake
+from shopstream.lake import tables as lake
+from shopstream.lake.reader import read_table
 from tests.integration.pipeline import Pipeline, naive_utc
 
 pytestmark = pytest.mark.integration

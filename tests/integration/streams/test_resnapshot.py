@@ -33,11 +33,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from shopstream.cdc.connectors import apply_connectors
+from producers.cdc.connectors import apply_connectors
 from shopstream.kafka_io import Record, end_offsets, read_from
 from shopstream.settings import Settings
 from shopstream.topics import cdc_topic
-from streams import runner
+from streams import driver as runner
 from streams.silver.products import TABLE as PRODUCTS_TABLE
 from tests.integration.pipeline import (
     SHOPSTREAM,

@@ -1,7 +1,7 @@
 """An ``s3a://`` lake really works: Delta on S3 through hadoop-aws, against a local S3 server.
 
 moto's S3 server runs in-process on 127.0.0.1 (a free port); the Spark session is the
-project's own (``streams.session.build_spark``) with ``SHOPSTREAM_LAKE_ROOT=s3a://…``, so the
+project's own (``shopstream.lake.spark.build_spark``) with ``SHOPSTREAM_LAKE_ROOT=s3a://…``, so the
 jars from ``make install-s3`` and the s3a options from the settings are what is under test.
 A declared table is created, written, read back and merged, and its DECIMAL values must come
 back exact. The objects must really be in the bucket.
@@ -96,7 +96,7 @@ def _start_spark(settings: Settings) -> Any:
     """The project's Spark session for the s3a lake; the test fails (not errors) without it."""
     from pyspark.sql import SparkSession
 
-    from streams.session import build_spark
+    from shopstream.lake.spark import build_spark
 
     if SparkSession.getActiveSession() is not None:
         pytest.fail(
@@ -153,7 +153,7 @@ def test_delta_on_an_s3a_lake_round_trips_and_merges_exact_decimals(
 def _round_trip_and_merge(spark: Any, local_s3: LocalS3, s3_settings: Settings) -> None:
     from pyspark.sql.types import DecimalType
 
-    from streams.lake import ensure_table, table_path
+    from shopstream.lake.tables import ensure_table, table_path
 
     path = ensure_table(spark, s3_settings, TABLE)
     assert path == f"s3a://{BUCKET}/lake/silver/orders" == table_path(s3_settings, TABLE)
@@ -221,7 +221,7 @@ def _round_trip_and_merge(spark: Any, local_s3: LocalS3, s3_settings: Settings) 
     [("http://minio:9000", "false"), ("https://s3.eu-west-1.amazonaws.com", "true"), ("", "true")],
 )
 def test_s3a_options_follow_the_settings(endpoint: str, ssl: str) -> None:
-    from streams.session import s3a_options
+    from shopstream.lake.spark import s3a_options
 
     settings = Settings(
         lake_root=f"s3a://{BUCKET}/lake",
@@ -258,9 +258,9 @@ def test_the_arrow_path_writes_silver_and_gold_to_s3_and_spark_reads_them(
     server in one process.)"""
     import pyarrow as pa
 
+    from shopstream.lake.delta_rs import Lake
     from streams import leases
-    from streams.batch_state import StateFiles
-    from streams.lake_rs import Lake
+    from streams.microbatch_state import StateFiles
     from streams.queries import cdc
     from streams.silver.order_items import TABLE as ORDER_ITEMS
     from streams.silver.orders import TABLE as ORDERS

@@ -19,9 +19,11 @@ from deltalake import DeltaTable
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from shopstream import kafka_io, lake_layout, lake_reader
+from shopstream import kafka_io
+from shopstream.lake import layout as lake_layout
+from shopstream.lake import reader as lake_reader
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
-from streams.lake_rs import Lake
 from tests import dashboard_data
 
 Auth = Any

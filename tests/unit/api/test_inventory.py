@@ -12,8 +12,8 @@ import pyarrow as pa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
-from streams.lake_rs import Lake
 
 Auth = Any
 Seed = Any

@@ -11,8 +11,8 @@ from typing import Literal
 import pytest
 import yaml
 
-from shopstream.batch import dbt_step
-from shopstream.batch.dbt_step import NodeOutcome
+from batch import dbt_step
+from batch.dbt_step import NodeOutcome
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 

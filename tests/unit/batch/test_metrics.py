@@ -10,10 +10,10 @@ from datetime import date
 import pytest
 from prometheus_client import generate_latest
 
-from shopstream.batch import metrics
-from shopstream.batch.metrics import Score
-from shopstream.batch.steps import StepResult
+from batch import metrics
+from batch.metrics import Score
 from shopstream.settings import Settings
+from shopstream.step_result import StepResult
 
 
 def test_recent_scores_keeps_each_tables_last_three_runs_newest_first() -> None:
@@ -70,7 +70,7 @@ def test_an_unreachable_pushgateway_is_a_warning_not_a_failure(
         closed = probe.getsockname()[1]
     settings = Settings.model_construct(pushgateway_url=f"http://127.0.0.1:{closed}")
 
-    with caplog.at_level(logging.WARNING, logger="shopstream.batch.metrics"):
+    with caplog.at_level(logging.WARNING, logger="batch.metrics"):
         pushed = metrics.push(settings, metrics.quality_registry([]), {"group": "quality"})
 
     assert pushed is False

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from shopstream.settings import Settings
-from shopstream.stack.monitoring import RULES, RULES_TEMPLATE, render_rules
+from stack.monitoring import RULES, RULES_TEMPLATE, render_rules
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 

@@ -10,13 +10,13 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from quality.batch_step import check, read_tables, run
 from quality.checkpoints import TableResult
-from quality.run import check, read_tables, run
 from quality.scores import score_frame, write_scores
 from quality.suites.marts import fct_orders
 from quality.suites.silver import orders
+from shopstream.lake import tables as lake
 from shopstream.settings import Settings
-from streams import lake
 
 D = date(2026, 11, 20)
 T = datetime(2026, 11, 20, 9)

@@ -6,7 +6,7 @@ from datetime import date
 
 from pyspark.sql import SparkSession
 
-from quality.run import slack_for
+from quality.batch_step import slack_for
 from quality.suite import LIVE_SLACK, count_bounds, with_reference_flag
 from quality.suites.silver import customers, orders
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from shopstream.settings import PROJECT_ROOT, Settings
-from shopstream.stack import Stack
-from shopstream.stack.kafka import Connect, Kafka
-from shopstream.stack.monitoring import (
+from stack import Stack
+from stack.kafka import Connect, Kafka
+from stack.monitoring import (
     COMPOSE_ALERTMANAGER,
     COMPOSE_PROMETHEUS,
     RULES,

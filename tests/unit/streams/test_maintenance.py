@@ -1,9 +1,9 @@
 """Lake maintenance on real Delta tables in a temporary lake: OPTIMIZE, VACUUM, the reads,
 and the refusal to touch a table whose streaming query is running.
 
-Silver and gold tables are created and written through delta-rs (``streams.lake_rs``), as the
-streaming queries do, and maintained through delta-rs; bronze is written and maintained by
-Spark (one test, sharing the run's Spark session). The reads go through deltalake, as the
+Silver and gold tables are created and written through delta-rs (``shopstream.lake.delta_rs``),
+as the streaming queries do, and maintained through delta-rs; bronze is written and maintained
+by Spark (one test, sharing the run's Spark session). The reads go through deltalake, as the
 CLI's do.
 """
 
@@ -35,9 +35,10 @@ from pyspark.sql.types import (
 )
 
 from shopstream.errors import ShopstreamError
+from shopstream.lake import tables as lake
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
-from streams import lake, leases, maintenance
-from streams.lake_rs import Lake
+from streams import leases, maintenance
 
 TABLE = "silver.customers"
 BASE_TIME = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -388,7 +389,7 @@ def test_reads_refuse_a_remote_lake(tmp_path: Path) -> None:
 
 
 def test_a_query_compacts_its_own_tables_once_small_files_pile_up(lake_settings: Settings) -> None:
-    from streams.runner import Housekeeping
+    from streams.driver import Housekeeping
 
     tables = Lake(lake_settings.model_copy(update={"streams_compact_small_files": 6}))
     upkeep = Housekeeping(tables, (TABLE,), tables.settings)

@@ -12,7 +12,7 @@ from deltalake import write_deltalake
 
 from api.dashboard import sales
 from api.dashboard.models import DateRange
-from shopstream import lake_reader
+from shopstream.lake import reader as lake_reader
 
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 AT = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)

@@ -2,7 +2,8 @@
 Debezium inventory records: transitions, alerts, the watch, replays, crashes between commits,
 batch splits, and agreement with the live alert engine on a workload with manual adjustments.
 
-The rule itself (verdicts, windows, ids) is tested on its own in tests/unit/test_low_stock.py.
+The rule itself (verdicts, windows, ids) is tested on its own in
+tests/unit/shopstream/test_low_stock.py.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 import pytest
 
 from alerts.engine.changes import KafkaRecord, parse_batch
+from shopstream.lake.delta_rs import Lake
 from shopstream.low_stock import Thresholds, apply_all, fold_all
 from shopstream.settings import Settings
 from streams.gold import inventory_status, low_stock_alerts
-from streams.lake_rs import Lake
 from streams.silver.inventory import TABLE as INVENTORY
 from streams.silver.products import TABLE as PRODUCTS
 from tests.unit.streams.silver.test_cdc import THRESHOLDS, process, record

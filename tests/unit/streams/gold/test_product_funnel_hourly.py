@@ -8,9 +8,9 @@ from pathlib import Path
 
 import polars as pl
 
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
 from streams.gold import product_funnel_hourly as funnel
-from streams.lake_rs import Lake
 
 H9, H10 = datetime(2026, 11, 20, 9, 5, tzinfo=UTC), datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
 EVENTS = [

@@ -16,9 +16,9 @@ from typing import Any
 import polars as pl
 import pytest
 
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
 from streams.gold import sales_daily, sales_order_lines
-from streams.lake_rs import Lake
 from streams.silver.customers import TABLE as CUSTOMERS
 from streams.silver.order_items import TABLE as ORDER_ITEMS
 from streams.silver.orders import TABLE as ORDERS

@@ -16,9 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from shopstream.lake.delta_rs import Lake
 from shopstream.low_stock import Thresholds
 from shopstream.settings import Settings
-from streams.lake_rs import Lake
 from streams.queries import cdc as query
 from streams.silver import cdc
 from streams.silver.customers import TABLE as CUSTOMERS

@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from shopstream.clickstream.events import BAD_KIND_HEADER
-from shopstream.clickstream.simulate import ClickRecord, ClickstreamSimulator
+from producers.clickstream.simulate import ClickRecord, ClickstreamSimulator
+from shopstream.contracts.clickstream import BAD_KIND_HEADER
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
-from streams.lake_rs import Lake
 from streams.queries import clickstream as query
 from streams.silver import clickstream
 from streams.sources import KAFKA_RECORDS

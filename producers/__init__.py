@@ -1,0 +1,1 @@
+"""What feeds the pipeline: the shop's workload, the clickstream, the CDC connectors."""
