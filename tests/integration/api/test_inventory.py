@@ -9,11 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shopstream.settings import Settings
 from streams.lake_rs import Lake
+
+pytestmark = pytest.mark.integration
 
 Auth = Any
 Seed = Any
