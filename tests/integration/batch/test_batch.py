@@ -20,12 +20,15 @@ yesterday:
   clean, the date's rows are replaced and report exactly those keys (the second also at the
   combined grain), and the run fails and pages.
 
-The tests run right after the exactly-once test (``tests/conftest.py``), which checks the
-same lake before anything here writes marts into it or corrupts it.
+The module works on copies taken when the pipeline caught up: of its lake (so that the marts
+written and the rows corrupted here are seen by no other test) and of the shop's database
+(``Pipeline.source_copy``: what that lake answers to, whatever other tests have written into
+the shop since). It depends on no other test having run before or after it.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
@@ -60,13 +63,14 @@ MEASURES = ("order_count", "customer_count", "units_sold", "revenue", "cost", "p
 
 @dataclass(frozen=True)
 class History:
-    """The session's lake, caught up with PostgreSQL, the day the batch builds and the
-    catalogue changes made in its middle."""
+    """A copy of the session's lake, caught up with the copy of the shop (``source``), the
+    day the batch builds and the catalogue changes made in its middle."""
 
     lake: Path
     day: date
     env: dict[str, str]
     changes: tuple[CatalogueChange, ...]
+    source: Settings
 
     def change(self, attribute: str) -> CatalogueChange:
         return next(c for c in self.changes if c.attribute == attribute)
@@ -92,19 +96,28 @@ def _source_day(settings: Settings, day: date) -> dict[tuple[Any, ...], dict[str
 
 
 @pytest.fixture(scope="module")
-def history(converged_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> History:
-    """The converged lake, with a state folder of this module's (metastore, data docs)."""
+def history(
+    converged_pipeline: Pipeline, stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> History:
+    """A copy of the converged lake and its source, with a state folder of this module's
+    (metastore, data docs)."""
     if converged_pipeline.problems:
         pytest.fail(
             "the pipeline fixture did not converge: " + "; ".join(converged_pipeline.problems),
             pytrace=False,
         )
-    state = tmp_path_factory.mktemp("batch-state")
+    root = tmp_path_factory.mktemp("batch")
+    state, copy = root / "state", root / "lake"
+    state.mkdir()
+    shutil.copytree(converged_pipeline.lake, copy)
     return History(
-        converged_pipeline.lake,
+        copy,
         converged_pipeline.day,
-        converged_pipeline.env | {"SHOPSTREAM_STATE_DIR": str(state)},
+        converged_pipeline.env
+        | converged_pipeline.source_settings
+        | {"SHOPSTREAM_STATE_DIR": str(state), "SHOPSTREAM_LAKE_ROOT": str(copy)},
         converged_pipeline.catalogue_changes,
+        stack.model_copy(update={"pg_database": converged_pipeline.source_copy}),
     )
 
 
@@ -173,7 +186,7 @@ def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
 def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
     history: History, http_receiver: HttpReceiver, stack: Settings
 ) -> None:
-    source = _source_day(stack, history.day)
+    source = _source_day(history.source, history.day)
     assert source, f"the generator wrote no order on {history.day}"
     moved, costed = history.change("category"), history.change("unit_cost")
     moved_keys, costed_keys = _keys_before(history, moved), _keys_before(history, costed)
@@ -281,7 +294,7 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
         # Run on its own (-k), no batch has built the marts for this state folder yet.
         built = _batch(history, http_receiver, "--date", history.day.isoformat(), "--steps", "dbt")
         assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
-    source = _source_day(stack, history.day)
+    source = _source_day(history.source, history.day)
     gold_day = _gold_day(history.lake, history.day)
     moved = history.change("category")
     incomparable = min(_keys_before(history, moved))
@@ -297,7 +310,7 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
 
     either = match(comparable) | match(incomparable)
     first = history.day - timedelta(days=1)
-    assert _source_day(stack, first), f"the generator wrote no order on {first}"
+    assert _source_day(history.source, first), f"the generator wrote no order on {first}"
     gold.update(either, {"units_sold": F.col("units_sold") + 1})
     try:
         # A two-day backfill of the reconciliation, the corrupted date last: the day before
@@ -366,5 +379,5 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
             )
         ]
     finally:
-        # The lake is true again for whatever runs after.
+        # The lake is true again (this module's copy: no other test reads it).
         gold.update(either, {"units_sold": F.col("units_sold") - 1})
