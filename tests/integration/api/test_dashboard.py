@@ -136,6 +136,11 @@ def test_a_date_range_filters_and_bad_ranges_are_422s(lake_client: TestClient, a
     garbage = lake_client.get("/v1/dashboard/sales?date_from=yesterday", headers=auth())
     assert garbage.status_code == 422
     assert garbage.json()["details"][0]["loc"] == ["query", "date_from"]
+    # The default window before the first representable date starts there (no 500).
+    first = lake_client.get("/v1/dashboard/sales?date_to=0001-01-01", headers=auth())
+    assert first.status_code == 200, first.text
+    assert first.json()["range"] == {"date_from": "0001-01-01", "date_to": "0001-01-01"}
+    assert first.json()["days"] == []
 
 
 def test_customers_equal_the_latest_snapshot(

@@ -121,10 +121,18 @@ def history(
     )
 
 
+@pytest.fixture
+def ops_database(ops_settings: Settings) -> str:
+    """A fresh ops database for each test's batch runs: the incident a failed run opens (and
+    a passing run of the same day resolves) belongs to the test that opened it."""
+    return ops_settings.ops_pg_database
+
+
 def _batch(
-    history: History, receiver: HttpReceiver, *args: str
+    history: History, receiver: HttpReceiver, ops_database: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     env = history.env | {
+        "SHOPSTREAM_OPS_PG_DATABASE": ops_database,
         "SHOPSTREAM_ALERTS_SLACK_WEBHOOK_URL": receiver.url("/slack"),
         "SHOPSTREAM_ALERTS_PAGERDUTY_ROUTING_KEY": "rk-batch",
         "SHOPSTREAM_ALERTS_PAGERDUTY_URL": receiver.url("/v2/enqueue"),
@@ -184,14 +192,14 @@ def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
 
 
 def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
-    history: History, http_receiver: HttpReceiver, stack: Settings
+    history: History, http_receiver: HttpReceiver, ops_database: str, stack: Settings
 ) -> None:
     source = _source_day(history.source, history.day)
     assert source, f"the generator wrote no order on {history.day}"
     moved, costed = history.change("category"), history.change("unit_cost")
     moved_keys, costed_keys = _keys_before(history, moved), _keys_before(history, costed)
     assert moved_keys and costed_keys, "no line before the mid-day changes"
-    done = _batch(history, http_receiver, "--date", history.day.isoformat())
+    done = _batch(history, http_receiver, ops_database, "--date", history.day.isoformat())
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
     steps = _latest_run(history.lake, history.day)
@@ -284,15 +292,27 @@ def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
 
 
 def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
-    history: History, http_receiver: HttpReceiver, spark: SparkSession, stack: Settings
+    history: History,
+    http_receiver: HttpReceiver,
+    ops_database: str,
+    spark: SparkSession,
+    stack: Settings,
 ) -> None:
     # Two keys of the day get one more unit sold in the stream's gold only: one PostgreSQL
     # can answer for, and one of the re-categorised product's (stream against batch, and its
-    # categories combined against the source). The batch (dbt's marts, built by the
-    # catalogue-change test from silver) and the source stay right.
+    # categories combined against the source). The batch (dbt's marts, built from silver by
+    # the catalogue-change test or here) and the source stay right.
     if not (Path(history.env["SHOPSTREAM_STATE_DIR"]) / "metastore").is_dir():
-        # Run on its own (-k), no batch has built the marts for this state folder yet.
-        built = _batch(history, http_receiver, "--date", history.day.isoformat(), "--steps", "dbt")
+        # Run first or on its own (-k): no batch has built the marts for this state folder.
+        built = _batch(
+            history,
+            http_receiver,
+            ops_database,
+            "--date",
+            history.day.isoformat(),
+            "--steps",
+            "dbt",
+        )
         assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
     source = _source_day(history.source, history.day)
     gold_day = _gold_day(history.lake, history.day)
@@ -318,6 +338,7 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
         done = _batch(
             history,
             http_receiver,
+            ops_database,
             "--from",
             first.isoformat(),
             "--to",
