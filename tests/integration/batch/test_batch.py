@@ -6,7 +6,7 @@ driver, killed and restarted, builds silver and gold until they equal PostgreSQL
 PostgreSQL can answer. Before its last run, yesterday's catalogue changes in the middle of
 the day: one product is re-categorised and another's unit cost is raised, each between two
 of its orders (and the generator re-categorises and re-costs products now and then too). On
-that lake (with this module's own state folder), the real command runs the daily batch for
+that lake (a copy and a state folder per test), the real command runs the daily batch for
 yesterday:
 
 * dbt builds and tests the marts, the Great Expectations checkpoints pass, and reconciliation
@@ -20,8 +20,8 @@ yesterday:
   clean, the date's rows are replaced and report exactly those keys (the second also at the
   combined grain), and the run fails and pages.
 
-The module works on copies taken when the pipeline caught up: of its lake (so that the marts
-written and the rows corrupted here are seen by no other test) and of the shop's database
+Each test works on copies taken when the pipeline caught up: of its lake (so that the marts,
+audit rows and corrupted rows one writes are seen by no other test) and of the shop's database
 (``Pipeline.source_copy``: what that lake answers to, whatever other tests have written into
 the shop since). It depends on no other test having run before or after it.
 """
@@ -95,12 +95,13 @@ def _source_day(settings: Settings, day: date) -> dict[tuple[Any, ...], dict[str
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def history(
     converged_pipeline: Pipeline, stack: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> History:
-    """A copy of the converged lake and its source, with a state folder of this module's
-    (metastore, data docs)."""
+    """A copy of the converged lake and its source, with a state folder of the test's own
+    (metastore, data docs). Each test has its own: the batch's audit tables live in the lake,
+    and a failed run of a day there makes the next passing run of that day resolve its page."""
     if converged_pipeline.problems:
         pytest.fail(
             "the pipeline fixture did not converge: " + "; ".join(converged_pipeline.problems),
@@ -300,20 +301,18 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
 ) -> None:
     # Two keys of the day get one more unit sold in the stream's gold only: one PostgreSQL
     # can answer for, and one of the re-categorised product's (stream against batch, and its
-    # categories combined against the source). The batch (dbt's marts, built from silver by
-    # the catalogue-change test or here) and the source stay right.
-    if not (Path(history.env["SHOPSTREAM_STATE_DIR"]) / "metastore").is_dir():
-        # Run first or on its own (-k): no batch has built the marts for this state folder.
-        built = _batch(
-            history,
-            http_receiver,
-            ops_database,
-            "--date",
-            history.day.isoformat(),
-            "--steps",
-            "dbt",
-        )
-        assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
+    # categories combined against the source). The batch (dbt's marts, built here from
+    # silver first, with the date's reconciliation) and the source stay right.
+    built = _batch(
+        history,
+        http_receiver,
+        ops_database,
+        "--date",
+        history.day.isoformat(),
+        "--steps",
+        "dbt,reconcile",
+    )
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
     source = _source_day(history.source, history.day)
     gold_day = _gold_day(history.lake, history.day)
     moved = history.change("category")
@@ -352,7 +351,7 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
         before = _reconciled(history.lake, first)
         assert before and all(r["is_match"] for rows in before.values() for r in rows.values())
         rows = _rows(history.lake, "audit.reconciliation", run_date=history.day)
-        # The date's rows were replaced (the catalogue-change test wrote them first), not added.
+        # The date's rows were replaced (the build above wrote them first), not added.
         assert len({r["run_id"] for r in rows}) == 1
         wrong = {
             (r["grain"], *(r[k] for k in KEY), r["measure"]): r for r in rows if not r["is_match"]
@@ -400,5 +399,5 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
             )
         ]
     finally:
-        # The lake is true again (this module's copy: no other test reads it).
+        # The lake is true again (this test's copy: no other test reads it).
         gold.update(either, {"units_sold": F.col("units_sold") - 1})
