@@ -204,6 +204,10 @@ class Settings(BaseSettings):
     #: Where the daily batch pushes its figures; the local Pushgateway when empty.
     pushgateway_url: str = ""
     monitoring_scrape_interval_s: float = Field(default=5.0, gt=0)
+    #: Every alert rule's ``for:`` and Alertmanager's group_wait and group_interval, times
+    #: this. 1 (the durations written in the rules) everywhere but the test stack, whose
+    #: fault tests would otherwise spend most of their time waiting for them.
+    monitoring_wait_scale: float = Field(default=1.0, gt=0, le=1)
     #: The alert rules' thresholds (monitoring/prometheus/rules.yml is their rendering with
     #: the defaults): a stream this many seconds behind its log pages...
     monitoring_freshness_alert_s: float = Field(default=60.0, gt=0)

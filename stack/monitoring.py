@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 from string import Template
@@ -42,12 +43,28 @@ KAFKA_JMX_CONFIG = MONITORING_DIR / "jmx" / "kafka.yml"
 
 
 def render_rules(settings: Settings) -> str:
-    """The alert rules with this deployment's thresholds."""
-    return Template(RULES_TEMPLATE.read_text()).safe_substitute(
+    """The alert rules with this deployment's thresholds (and ``for:`` durations scaled by
+    ``monitoring_wait_scale``, 1 but in the test stack)."""
+    rules = Template(RULES_TEMPLATE.read_text()).safe_substitute(
         FRESHNESS_S=f"{settings.monitoring_freshness_alert_s:g}",
         SLOT_WAL_BYTES=str(settings.monitoring_slot_wal_alert_bytes),
         QUALITY_MIN=f"{settings.monitoring_quality_min_score:g}",
     )
+    scale = settings.monitoring_wait_scale
+    if scale == 1:
+        return rules
+    return _FOR.sub(
+        lambda m: f"{m[1]}{_scaled(int(m[2]) * (60 if m[3] == 'm' else 1), scale)}", rules
+    )
+
+
+#: A rule's ``for:`` in seconds or minutes (the only units the rules use).
+_FOR = re.compile(r"^(\s+for: )(\d+)([sm])$", re.MULTILINE)
+
+
+def _scaled(seconds: float, scale: float) -> str:
+    """``seconds`` times ``scale`` as a Prometheus duration (whole seconds, at least 1)."""
+    return f"{max(1, round(seconds * scale))}s"
 
 
 #: Where the delivery worker takes Alertmanager's webhook (``alerts run``).
@@ -91,16 +108,19 @@ def prometheus_config(
     }
 
 
-def alertmanager_config(webhook_url: str) -> dict[str, Any]:
-    """One receiver, the delivery worker's webhook: it owns dedupe, cooldown and channels."""
+def alertmanager_config(webhook_url: str, wait_scale: float = 1.0) -> dict[str, Any]:
+    """One receiver, the delivery worker's webhook: it owns dedupe, cooldown and channels.
+
+    ``wait_scale`` shortens group_wait and group_interval (the test stack's setting).
+    """
     return {
         "route": {
             "receiver": "shopstream",
             "group_by": ["alertname", "job", "query", "table", "slot_name", "consumer"],
             # Paging fast matters more here than batching alerts together; the deliverer
             # applies its own dedupe and cooldown.
-            "group_wait": "5s",
-            "group_interval": "30s",
+            "group_wait": _scaled(5, wait_scale),
+            "group_interval": _scaled(30, wait_scale),
             "repeat_interval": "4h",
         },
         "receivers": [
@@ -285,7 +305,8 @@ class Alertmanager(_HttpService):
 
     def config(self) -> dict[str, Any]:
         return alertmanager_config(
-            f"http://127.0.0.1:{self.settings.alerts_http_port}{WEBHOOK_PATH}"
+            f"http://127.0.0.1:{self.settings.alerts_http_port}{WEBHOOK_PATH}",
+            self.settings.monitoring_wait_scale,
         )
 
     def prepare(self) -> None:

@@ -6,7 +6,10 @@ test that needs it fails with the reason; nothing is skipped.
 
 from __future__ import annotations
 
+import os
+import random
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,27 +25,51 @@ _main = sys.modules["__main__"]
 if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = "<pytest-xdist worker>"
 
-#: Modules that run before all others, in this order (see pytest_collection_modifyitems).
-RUN_FIRST = (
-    Path(__file__).parent / "integration" / "streams" / "test_exactly_once.py",
-    Path(__file__).parent / "integration" / "batch" / "test_batch.py",
-)
+#: Set to ``reverse`` or ``random`` (``random:<seed>``) to run the modules, and the tests in
+#: each module, in that order instead of pytest's: a test that needs an earlier one to have
+#: run (or not to have run) then fails. Modules stay whole, so module fixtures start once.
+ORDER_ENV = "SHOPSTREAM_TEST_ORDER"
+
+
+def _order() -> tuple[str, int]:
+    order = os.environ.get(ORDER_ENV, "")
+    kind, _, seed = order.partition(":")
+    if kind not in ("", "reverse", "random") or (seed and not seed.isdigit()):
+        raise pytest.UsageError(f"{ORDER_ENV} must be reverse, random or random:<seed>: {order!r}")
+    if kind == "random" and not seed:
+        # Chosen once: pytest-xdist's workers inherit it and collect in the same order.
+        seed = str(time.time_ns() % 10_000)
+        os.environ[ORDER_ENV] = f"random:{seed}"
+    return kind, int(seed or 0)
+
+
+ORDER = _order()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the exactly-once test first, then the batch tests, then the rest in their order.
+    """Reorder the session as ``SHOPSTREAM_TEST_ORDER`` asks (pytest's own order when unset)."""
+    kind, seed = ORDER
+    if not kind:
+        return
+    modules: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.path, []).append(item)
+    groups = list(modules.values())
+    if kind == "reverse":
+        groups = [group[::-1] for group in groups[::-1]]
+    else:
+        rng = random.Random(seed)
+        rng.shuffle(groups)
+        for group in groups:
+            rng.shuffle(group)
+    items[:] = [item for group in groups for item in group]
 
-    The exactly-once test's driver catches up on, and its replay reads, the whole Kafka log:
-    run first, the log holds none of this session's other tests' data (what earlier sessions
-    left on a test stack that was not reset is still there). The batch tests reuse the
-    lake it checked (``converged_pipeline``), and one of them corrupts it for a while, so they
-    must come after it.
-    """
 
-    def rank(item: pytest.Item) -> int:
-        return RUN_FIRST.index(item.path) if item.path in RUN_FIRST else len(RUN_FIRST)
-
-    items.sort(key=rank)  # stable: the order within each rank is pytest's
+def pytest_report_collectionfinish() -> list[str]:
+    kind, seed = ORDER
+    if kind == "random":
+        return [f"order: random, {ORDER_ENV}=random:{seed} repeats it"]
+    return [f"order: {kind}"] if kind else []
 
 
 @pytest.fixture(scope="session")

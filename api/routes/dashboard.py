@@ -8,7 +8,7 @@ says which and what builds it; a lake that cannot be read is a 503 that says why
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -87,7 +87,9 @@ async def sales_section(
         span = default
     else:
         end = date_to or max(date_from or default.date_to, default.date_to)
-        start = date_from or end - timedelta(days=sales.DEFAULT_DAYS - 1)
+        # The default window ends at date_to; near date.min it starts there (the fuzz test
+        # found the 500 that subtracting past 0001-01-01 raised).
+        start = date_from or date.fromordinal(max(1, end.toordinal() - sales.DEFAULT_DAYS + 1))
         if start > end:
             raise invalid(["query", "date_from"], "is after date_to")
         if (end - start).days + 1 > MAX_RANGE_DAYS:

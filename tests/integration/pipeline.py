@@ -16,6 +16,7 @@ views computed independently from PostgreSQL and the topics (``gold_vs_source``)
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -33,6 +34,7 @@ from typing import Any
 import polars as pl
 import psycopg
 import pytest
+from psycopg import sql
 
 from batch.reconcile import comparability
 from batch.reconcile import source as reference
@@ -44,6 +46,7 @@ from shopstream.kafka_io import Record, read_to_end
 from shopstream.lake.reader import read_rows, read_table
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC, cdc_topic
+from stack.postgres import find_pg_bin
 from streams import driver as runner
 from streams.silver import customers, inventory, order_items, orders, products, warehouses
 from tests.integration.oracle import expected_stock
@@ -85,7 +88,11 @@ class Pipeline:
     last driver run stopped waiting (empty when they converged); ``stop_exit`` is that run's
     exit code after SIGTERM (None when it did not stop in time and had to be killed).
     ``catalogue_changes`` are the mid-day changes made to ``day``'s catalogue before the last
-    run (``change_catalogue_mid_day``).
+    run (``change_catalogue_mid_day``). ``replay_differences`` names each silver or gold
+    table whose replay of the whole log into a fresh lake differs from the live lake (empty
+    when they are equal), with its row counts. ``source_copy`` is a database on the shop's
+    server holding the ``shop`` schema as it was when the lake caught up: the source that
+    lake answers to, whatever other tests write into the shop afterwards.
     """
 
     root: Path
@@ -99,6 +106,13 @@ class Pipeline:
     log: Path
     day: date
     catalogue_changes: tuple[CatalogueChange, ...]
+    replay_differences: dict[str, str]
+    source_copy: str
+
+    @property
+    def source_settings(self) -> dict[str, str]:
+        """Environment that points a process at ``source_copy`` instead of the live shop."""
+        return {"SHOPSTREAM_PG_DATABASE": self.source_copy}
 
 
 def naive_utc(value: Any) -> Any:
@@ -408,6 +422,95 @@ def wait_for(
     return False
 
 
+#: Columns that say when a row was written, not what it holds.
+VOLATILE = {"refreshed_at", "ingested_at", "ingest_date", "quarantined_at", "quarantine_date"}
+#: How long the replay of the whole log gets to equal the live lake.
+REPLAY_TIMEOUT_S = 600
+
+
+def replay_differences(lake: Path, env: dict[str, str], root: Path) -> dict[str, str]:
+    """Replay the whole log into a fresh lake under ``root`` and compare it with ``lake``,
+    table by table; the tables that still differ after ``REPLAY_TIMEOUT_S``, with counts.
+
+    Run right after the live driver stopped, before any other test writes to the stack:
+    the log then holds exactly what the live lake read, whatever ran before this session's
+    pipeline and whatever runs after it.
+    """
+    replay = root / "replay"
+    # Big batches this time: other micro-batch boundaries must give the same tables.
+    replay_env = env | {
+        "SHOPSTREAM_LAKE_ROOT": str(replay),
+        "SHOPSTREAM_STREAMS_MAX_OFFSETS_PER_TRIGGER": "200000",
+    }
+    replay_log = root / "replay.log"
+    driver = start_driver(replay_env, replay_log)
+    tables = [
+        f"{layer}.{p.name}"
+        for layer in ("silver", "gold")
+        for p in sorted((lake / layer).iterdir())
+    ]
+
+    def content(at: Path, table: str) -> list[str]:
+        rows = lake_rows(at, table)
+        return sorted(
+            json.dumps(
+                {k: v for k, v in r.items() if k not in VOLATILE}, default=str, sort_keys=True
+            )
+            for r in rows
+        )
+
+    live = {t: content(lake, t) for t in tables}  # the live driver is stopped: read once
+    replayed: dict[str, list[str]] = {}
+    mismatched: list[str] = []
+
+    def same() -> bool:
+        replayed.update({t: content(replay, t) for t in tables})
+        mismatched[:] = [t for t in tables if replayed[t] != live[t]]
+        return not mismatched
+
+    try:
+        wait_for(same, REPLAY_TIMEOUT_S, driver, replay_log)
+    finally:
+        kill_9(driver)
+    # Row counts and the size of the difference tell a lost or doubled row from a changed one.
+    return {
+        t: f"live {len(live[t])} rows, replay {len(replayed[t])}, "
+        f"{len(set(live[t]) ^ set(replayed[t]))} in one only"
+        for t in mismatched
+    }
+
+
+def copy_shop(settings: Settings, name: str) -> None:
+    """Database ``name`` on the shop's server: a copy of the ``shop`` schema as it is now.
+
+    pg_dump reads one snapshot of every table. (CREATE DATABASE ... TEMPLATE cannot be used:
+    Debezium stays connected to the shop database.)
+    """
+    bin_dir = find_pg_bin(settings.pg_bin_dir)
+    login = ["-h", settings.pg_host, "-p", str(settings.pg_port), "-U", settings.pg_user]
+    env = os.environ | {"PGPASSWORD": settings.pg_password.get_secret_value()}
+    with psycopg.connect(settings.pg_conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    dump = subprocess.run(
+        [str(bin_dir / "pg_dump"), *login, "--schema=shop", "--no-owner", settings.pg_database],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert dump.returncode == 0, dump.stderr.decode()[-2000:]
+    load = subprocess.run(
+        [str(bin_dir / "psql"), *login, "-q", "-v", "ON_ERROR_STOP=1", "-d", name],
+        input=dump.stdout,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert load.returncode == 0, load.stderr.decode()[-2000:]
+
+
 def run_pipeline(settings: Settings, root: Path, alert_oracle: AlertOracle) -> Pipeline:
     """Backfill, then the live load with three kill -9s, then one run until converged."""
     apply_connectors(settings, report=print)
@@ -529,6 +632,11 @@ def run_pipeline(settings: Settings, root: Path, alert_oracle: AlertOracle) -> P
         if generator.poll() is None:
             generator.kill()
     print(f"killed {kills} s after the queries started")
+    # The shop as the lake caught up with it, before any other test writes to it.
+    source_copy = f"shop_converged_{seed}"
+    copy_shop(settings, source_copy)
+    replayed = replay_differences(lake, env, root)
+    phase("replay equal to live" if not replayed else f"replay differs from live: {replayed}")
     return Pipeline(
         root=root,
         lake=lake,
@@ -541,4 +649,6 @@ def run_pipeline(settings: Settings, root: Path, alert_oracle: AlertOracle) -> P
         log=log,
         day=day,
         catalogue_changes=changes,
+        replay_differences=replayed,
+        source_copy=source_copy,
     )

@@ -6,7 +6,7 @@ driver, killed and restarted, builds silver and gold until they equal PostgreSQL
 PostgreSQL can answer. Before its last run, yesterday's catalogue changes in the middle of
 the day: one product is re-categorised and another's unit cost is raised, each between two
 of its orders (and the generator re-categorises and re-costs products now and then too). On
-that lake (with this module's own state folder), the real command runs the daily batch for
+that lake (a copy and a state folder per test), the real command runs the daily batch for
 yesterday:
 
 * dbt builds and tests the marts, the Great Expectations checkpoints pass, and reconciliation
@@ -20,12 +20,15 @@ yesterday:
   clean, the date's rows are replaced and report exactly those keys (the second also at the
   combined grain), and the run fails and pages.
 
-The tests run right after the exactly-once test (``tests/conftest.py``), which checks the
-same lake before anything here writes marts into it or corrupts it.
+Each test works on copies taken when the pipeline caught up: of its lake (so that the marts,
+audit rows and corrupted rows one writes are seen by no other test) and of the shop's database
+(``Pipeline.source_copy``: what that lake answers to, whatever other tests have written into
+the shop since). It depends on no other test having run before or after it.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
@@ -60,13 +63,14 @@ MEASURES = ("order_count", "customer_count", "units_sold", "revenue", "cost", "p
 
 @dataclass(frozen=True)
 class History:
-    """The session's lake, caught up with PostgreSQL, the day the batch builds and the
-    catalogue changes made in its middle."""
+    """A copy of the session's lake, caught up with the copy of the shop (``source``), the
+    day the batch builds and the catalogue changes made in its middle."""
 
     lake: Path
     day: date
     env: dict[str, str]
     changes: tuple[CatalogueChange, ...]
+    source: Settings
 
     def change(self, attribute: str) -> CatalogueChange:
         return next(c for c in self.changes if c.attribute == attribute)
@@ -91,27 +95,45 @@ def _source_day(settings: Settings, day: date) -> dict[tuple[Any, ...], dict[str
     }
 
 
-@pytest.fixture(scope="module")
-def history(converged_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> History:
-    """The converged lake, with a state folder of this module's (metastore, data docs)."""
+@pytest.fixture
+def history(
+    converged_pipeline: Pipeline, stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> History:
+    """A copy of the converged lake and its source, with a state folder of the test's own
+    (metastore, data docs). Each test has its own: the batch's audit tables live in the lake,
+    and a failed run of a day there makes the next passing run of that day resolve its page."""
     if converged_pipeline.problems:
         pytest.fail(
             "the pipeline fixture did not converge: " + "; ".join(converged_pipeline.problems),
             pytrace=False,
         )
-    state = tmp_path_factory.mktemp("batch-state")
+    root = tmp_path_factory.mktemp("batch")
+    state, copy = root / "state", root / "lake"
+    state.mkdir()
+    shutil.copytree(converged_pipeline.lake, copy)
     return History(
-        converged_pipeline.lake,
+        copy,
         converged_pipeline.day,
-        converged_pipeline.env | {"SHOPSTREAM_STATE_DIR": str(state)},
+        converged_pipeline.env
+        | converged_pipeline.source_settings
+        | {"SHOPSTREAM_STATE_DIR": str(state), "SHOPSTREAM_LAKE_ROOT": str(copy)},
         converged_pipeline.catalogue_changes,
+        stack.model_copy(update={"pg_database": converged_pipeline.source_copy}),
     )
 
 
+@pytest.fixture
+def ops_database(ops_settings: Settings) -> str:
+    """A fresh ops database for each test's batch runs: the incident a failed run opens (and
+    a passing run of the same day resolves) belongs to the test that opened it."""
+    return ops_settings.ops_pg_database
+
+
 def _batch(
-    history: History, receiver: HttpReceiver, *args: str
+    history: History, receiver: HttpReceiver, ops_database: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     env = history.env | {
+        "SHOPSTREAM_OPS_PG_DATABASE": ops_database,
         "SHOPSTREAM_ALERTS_SLACK_WEBHOOK_URL": receiver.url("/slack"),
         "SHOPSTREAM_ALERTS_PAGERDUTY_ROUTING_KEY": "rk-batch",
         "SHOPSTREAM_ALERTS_PAGERDUTY_URL": receiver.url("/v2/enqueue"),
@@ -171,14 +193,14 @@ def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
 
 
 def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
-    history: History, http_receiver: HttpReceiver, stack: Settings
+    history: History, http_receiver: HttpReceiver, ops_database: str, stack: Settings
 ) -> None:
-    source = _source_day(stack, history.day)
+    source = _source_day(history.source, history.day)
     assert source, f"the generator wrote no order on {history.day}"
     moved, costed = history.change("category"), history.change("unit_cost")
     moved_keys, costed_keys = _keys_before(history, moved), _keys_before(history, costed)
     assert moved_keys and costed_keys, "no line before the mid-day changes"
-    done = _batch(history, http_receiver, "--date", history.day.isoformat())
+    done = _batch(history, http_receiver, ops_database, "--date", history.day.isoformat())
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
     steps = _latest_run(history.lake, history.day)
@@ -271,17 +293,27 @@ def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
 
 
 def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
-    history: History, http_receiver: HttpReceiver, spark: SparkSession, stack: Settings
+    history: History,
+    http_receiver: HttpReceiver,
+    ops_database: str,
+    spark: SparkSession,
+    stack: Settings,
 ) -> None:
     # Two keys of the day get one more unit sold in the stream's gold only: one PostgreSQL
     # can answer for, and one of the re-categorised product's (stream against batch, and its
-    # categories combined against the source). The batch (dbt's marts, built by the
-    # catalogue-change test from silver) and the source stay right.
-    if not (Path(history.env["SHOPSTREAM_STATE_DIR"]) / "metastore").is_dir():
-        # Run on its own (-k), no batch has built the marts for this state folder yet.
-        built = _batch(history, http_receiver, "--date", history.day.isoformat(), "--steps", "dbt")
-        assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
-    source = _source_day(stack, history.day)
+    # categories combined against the source). The batch (dbt's marts, built here from
+    # silver first, with the date's reconciliation) and the source stay right.
+    built = _batch(
+        history,
+        http_receiver,
+        ops_database,
+        "--date",
+        history.day.isoformat(),
+        "--steps",
+        "dbt,reconcile",
+    )
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
+    source = _source_day(history.source, history.day)
     gold_day = _gold_day(history.lake, history.day)
     moved = history.change("category")
     incomparable = min(_keys_before(history, moved))
@@ -297,7 +329,7 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
 
     either = match(comparable) | match(incomparable)
     first = history.day - timedelta(days=1)
-    assert _source_day(stack, first), f"the generator wrote no order on {first}"
+    assert _source_day(history.source, first), f"the generator wrote no order on {first}"
     gold.update(either, {"units_sold": F.col("units_sold") + 1})
     try:
         # A two-day backfill of the reconciliation, the corrupted date last: the day before
@@ -305,6 +337,7 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
         done = _batch(
             history,
             http_receiver,
+            ops_database,
             "--from",
             first.isoformat(),
             "--to",
@@ -318,7 +351,7 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
         before = _reconciled(history.lake, first)
         assert before and all(r["is_match"] for rows in before.values() for r in rows.values())
         rows = _rows(history.lake, "audit.reconciliation", run_date=history.day)
-        # The date's rows were replaced (the catalogue-change test wrote them first), not added.
+        # The date's rows were replaced (the build above wrote them first), not added.
         assert len({r["run_id"] for r in rows}) == 1
         wrong = {
             (r["grain"], *(r[k] for k in KEY), r["measure"]): r for r in rows if not r["is_match"]
@@ -366,5 +399,5 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
             )
         ]
     finally:
-        # The lake is true again for whatever runs after.
+        # The lake is true again (this test's copy: no other test reads it).
         gold.update(either, {"units_sold": F.col("units_sold") - 1})

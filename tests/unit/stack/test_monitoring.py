@@ -18,6 +18,7 @@ from stack.monitoring import (
     PostgresExporter,
     Prometheus,
     compose_files,
+    render_rules,
 )
 
 
@@ -136,3 +137,47 @@ def test_the_compose_prometheus_scrapes_services_that_exist_and_mounts_its_confi
     assert {"streams", "streams-clickstream", "streams-bronze", "alerts", "api"} <= hosts
     for path in (COMPOSE_PROMETHEUS, COMPOSE_ALERTMANAGER, RULES):
         assert f"./{path.relative_to(PROJECT_ROOT)}:" in mounts
+
+
+def test_the_wait_scale_shortens_every_for_and_alertmanagers_waits_and_only_them(
+    tmp_path: Path,
+) -> None:
+    """The test stack's setting (the Makefile's TEST_MONITORING): production keeps 1."""
+    default = _settings(tmp_path)
+    scaled = Settings.model_construct(
+        state_dir=tmp_path, pg_password=Settings().pg_password, monitoring_wait_scale=0.25
+    )
+
+    def fors(settings: Settings) -> dict[str, str | None]:
+        groups = yaml.safe_load(render_rules(settings))["groups"]
+        return {r["alert"]: r.get("for") for g in groups for r in g["rules"]}
+
+    assert fors(default)["TargetDown"] == "30s" and fors(default)["PostgresDown"] == "15s"
+    assert fors(scaled) == {
+        alert: None if wait is None else f"{round(_seconds(wait) * 0.25)}s"
+        for alert, wait in fors(default).items()
+    }
+    assert fors(scaled)["ConsumerLagGrowing"] == "75s"  # 5m
+
+    def route(settings: Settings) -> tuple[str, str, str]:
+        alertmanager = Alertmanager(settings)
+        alertmanager.prepare()
+        config = yaml.safe_load((alertmanager.home / "alertmanager.yml").read_text())
+        r = config["route"]
+        return r["group_wait"], r["group_interval"], r["repeat_interval"]
+
+    assert route(default) == ("5s", "30s", "4h")
+    assert route(scaled) == ("1s", "8s", "4h")
+    # Thresholds are not waits: the rules differ only in their `for:` lines.
+    differing = [
+        (a, b)
+        for a, b in zip(
+            render_rules(default).splitlines(), render_rules(scaled).splitlines(), strict=True
+        )
+        if a != b
+    ]
+    assert differing and all(a.strip().startswith("for:") for a, _ in differing)
+
+
+def _seconds(duration: str) -> int:
+    return int(duration[:-1]) * (60 if duration.endswith("m") else 1)

@@ -9,10 +9,13 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shopstream.settings import Settings
+
+pytestmark = pytest.mark.integration
 
 Seed = Any
 Auth = Any

@@ -6,10 +6,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from alerts.store import connect, ensure_ops_database
 from shopstream.settings import Settings
+
+pytestmark = pytest.mark.integration
 
 
 def test_schema_applies_twice_and_has_every_table(ops_settings: Settings) -> None:

@@ -23,7 +23,7 @@ Auth = Any
 Seed = Any
 URL = "/v1/alerts/stream"
 # A stream that never delivers must fail the test, not hang the run.
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 @contextmanager

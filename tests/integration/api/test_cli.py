@@ -17,6 +17,8 @@ import pytest
 
 from shopstream.settings import Settings
 
+pytestmark = pytest.mark.integration
+
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 Auth = Any
 

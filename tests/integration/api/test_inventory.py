@@ -9,11 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
+
+pytestmark = pytest.mark.integration
 
 Auth = Any
 Seed = Any

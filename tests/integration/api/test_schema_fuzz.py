@@ -3,7 +3,7 @@ invalid input and a valid key: no 5xx, and every response's status, content type
 exactly as the schema documents them.
 
 The SSE stream is left out: it never ends, so each call would last until the client's
-timeout; tests/unit/api/test_stream.py covers it over real HTTP. (Schemathesis' own pytest
+timeout; tests/integration/api/test_stream.py covers it over real HTTP. (Schemathesis' own pytest
 loader, ``from_fixture``, does not run under pytest 9, so the strategies are driven here.)
 """
 
@@ -29,6 +29,8 @@ from schemathesis.specs.openapi.checks import (
 from api.main import create_app
 from shopstream.settings import Settings
 from tests import dashboard_data
+
+pytestmark = pytest.mark.integration
 
 Auth = Any
 Seed = Any

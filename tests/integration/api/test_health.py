@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from shopstream.settings import Settings
+
+pytestmark = pytest.mark.integration
 
 Auth = Any
 Seed = Any
