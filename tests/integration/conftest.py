@@ -51,12 +51,33 @@ STACK_FREE = frozenset(
 )
 
 
+#: The time the first integration test of a session may take when its set-up runs
+#: ``converged_pipeline`` (``_pipeline_first``): history, a live load with three kill -9s, a
+#: catch-up of up to 10 minutes and a replay; 4-5 minutes on a quiet machine.
+PIPELINE_SETUP_TIMEOUT_S = 1800
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every integration test that uses the shared stack ``stack``."""
     here = Path(__file__).parent
     for item in items:
         if item.path.is_relative_to(here) and item.path not in STACK_FREE:
             item.add_marker(pytest.mark.stack)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Give the session's first integration test the pipeline's time when its set-up runs
+    the pipeline (``_pipeline_first``).
+
+    Here, once the session is reordered (``SHOPSTREAM_TEST_ORDER``) and deselected (``-m``),
+    "first" is the test that really runs first. The marker goes in front of the test's own
+    timeout (pytest-timeout reads the closest one), which would cut the pipeline off at, say,
+    120 s.
+    """
+    here = Path(__file__).parent
+    ours = [item for item in session.items if item.path.is_relative_to(here)]
+    if any("converged_pipeline" in getattr(item, "fixturenames", ()) for item in ours):
+        ours[0].add_marker(pytest.mark.timeout(PIPELINE_SETUP_TIMEOUT_S), append=False)
 
 
 @pytest.fixture(autouse=True)
