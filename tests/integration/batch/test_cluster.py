@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from shopstream.contracts.sales_daily import SALES_DAILY_KEY, SALES_DAILY_MEASURES
 from shopstream.lake.reader import read_rows
 from shopstream.settings import Settings
-from tests.integration.batch.cluster import standalone_cluster, thrift_server
+from tests.integration.batch.cluster import free_port, standalone_cluster, thrift_server
 from tests.integration.batch.test_dbt_project import D, _refresh_gold, _write_silver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
@@ -84,6 +84,10 @@ def test_the_daily_batch_runs_on_a_standalone_spark_cluster(tmp_path: Path) -> N
             "SHOPSTREAM_STATE_DIR": str(settings.state_dir),
             "SHOPSTREAM_LAKE_ROOT": settings.lake_path,
             "SHOPSTREAM_SPARK_MASTER": master,
+            # Nothing listens there: this test runs beside the stack's tests (make test), and
+            # its run must not replace what their batch pushed to the stack's Pushgateway
+            # (the batch logs the failed push and goes on).
+            "SHOPSTREAM_PUSHGATEWAY_PORT": str(free_port()),
             "DO_NOT_TRACK": "1",
         }
         done = subprocess.run(
