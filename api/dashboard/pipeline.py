@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from api.dashboard.models import EngineLag, QueryLag, QueryStatus, TableFreshness, TopicLag
+from shopstream.lake import leases
 
 Offsets = dict[str, dict[int, int]]
-#: A lease older than this belongs to a driver that is gone (streams.leases.TTL_S; a unit
-#: test keeps the two equal: the API cannot import streams, which loads pyspark).
-LEASE_TTL_S = 45.0
+#: A lease older than this belongs to a driver that is gone (the lease's own rule).
+LEASE_TTL_S = leases.TTL_S
 #: A running query this many records behind is replaying, not between batches. The bronze
 #: query triggers every 30 s, so at the demo's rate (about 7 orders and 170 clicks a second)
 #: it is routinely 5,000-9,000 records behind just before a batch; 50,000 stays clear of
