@@ -40,9 +40,9 @@ from shopstream.observability import MetricsServer
 from shopstream.settings import Settings
 from streams import step_timings as steps
 from streams.bronze import raw as bronze
+from streams.kafka_source import kafka_stream
 from streams.metrics import StreamMetrics, Watched, Watcher
 from streams.queries import Writes, cdc, clickstream
-from streams.sources import kafka_stream
 
 Report = Callable[[str], None]
 #: Turns one micro-batch's records (Arrow) and its id into writes; returns what it did.

@@ -1,6 +1,6 @@
 """The Pipeline section: how far behind the log each reader is, and how fresh each table.
 
-Pure: what ``api.dashboard.service`` read (checkpoint files, writer leases, Delta log
+Pure: what ``api.dashboard.reads`` read (checkpoint files, writer leases, Delta log
 entries, stored and end offsets) in, models out.
 
 * A streaming query's position is its checkpoint: ``offsets/<n>`` of the latest batch in
