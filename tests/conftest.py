@@ -112,7 +112,7 @@ def fresh_ops_database(stack: Settings) -> Iterator[Settings]:
     import psycopg
     from psycopg import sql
 
-    from alerts.store import ensure_ops_database
+    from alerts.ops_db import ensure_ops_database
 
     name = f"shopstream_ops_test_{uuid.uuid4().hex[:10]}"
     settings = stack.model_copy(update={"ops_pg_database": name})
