@@ -216,6 +216,13 @@ test: ## Install, start the test stack, run the whole suite
 	@# The s3a lake needs its own Spark session (jars are fixed at session start): a second run.
 	@$(MAKE) --no-print-directory test-s3
 
+.PHONY: test-unit
+test-unit: install ## Only the unit tests: no service, two workers (at most 2 minutes here)
+	$(call say,running the unit tests (no service needed))
+	@set +e; $(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile tests/unit $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no unit tests" >&2; exit 1; fi; \
+	exit $$rc
+
 .PHONY: test-s3
 test-s3: install install-s3 ## Only the s3a:// lake against a local S3 server (moto); needs install-s3
 	$(call say,running the s3a lake tests (moto on 127.0.0.1, no stack needed))

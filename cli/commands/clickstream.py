@@ -54,6 +54,10 @@ def replay(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the last delivery reports.")
     ] = 60.0,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds to wait for Kafka to answer before giving up."),
+    ] = 10.0,
 ) -> None:
     """Send every line of the files to Kafka as-is, in sorted file order."""
     if rate is not None and rate <= 0:
@@ -83,7 +87,9 @@ def replay(
             )
 
     with (
-        ClickstreamProducer(settings.bootstrap_servers, topic) as producer,
+        ClickstreamProducer(
+            settings.bootstrap_servers, topic, connect_timeout=connect_timeout
+        ) as producer,
         Progress(
             TextColumn("replay"),
             BarColumn(),
@@ -129,10 +135,19 @@ def tail(
     count: Annotated[int, typer.Option("--count", "-n", min=0, help="How many events.")] = 20,
     topic: Annotated[str, typer.Option("--topic", "-t", help="Kafka topic.")] = CLICKSTREAM_TOPIC,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds to wait for Kafka's answers (the topic, its offsets, events)."
+        ),
+    ] = 10.0,
 ) -> None:
     """Print the newest events, one line each (malformed ones say why)."""
     settings = get_settings()
-    for message in tail_messages(settings.bootstrap_servers, topic, count, follow=follow):
+    messages = tail_messages(
+        settings.bootstrap_servers, topic, count, follow=follow, timeout=timeout
+    )
+    for message in messages:
         _out.print(describe(message), markup=False, soft_wrap=True)
 
 

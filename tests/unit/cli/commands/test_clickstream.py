@@ -91,12 +91,15 @@ def test_replay_with_a_bad_rate(tmp_path: Path, offline_env: dict[str, str]) -> 
 
 def test_replay_with_kafka_down(tmp_path: Path, offline_env: dict[str, str]) -> None:
     (tmp_path / "a.jsonl").write_text('{"session_id":"s"}\n')
-    line = _one_error_line(_run(["replay", str(tmp_path)], offline_env), 1)
+    line = _one_error_line(
+        _run(["replay", str(tmp_path), "--connect-timeout", "1"], offline_env), 1
+    )
     assert f"cannot reach Kafka at 127.0.0.1:{offline_env['SHOPSTREAM_KAFKA_PORT']}" in line
+    assert "within 1s" in line
 
 
 def test_tail_with_kafka_down(offline_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["tail", "-n", "3"], offline_env), 1)
+    line = _one_error_line(_run(["tail", "-n", "3", "--timeout", "1"], offline_env), 1)
     assert "cannot reach Kafka" in line
 
 

@@ -1,9 +1,8 @@
 """`shopstream lake …` from the real command line, on real Delta tables in a temporary lake.
 
-The tables are created and written by the test run's Spark session (``tests/conftest.py``);
+The tables are created and written as the streams write silver (delta-rs, declared schemas);
 the command runs in a subprocess with its own state folder and lake, so it never touches a
-running stack. `list`, `show` and every refusal run without Spark; one test pays for the
-Spark start of a forced `vacuum`.
+running stack. `list`, `show`, every refusal and silver's vacuum run without Spark.
 """
 
 from __future__ import annotations
@@ -18,52 +17,42 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
-from pyspark.sql.types import (
-    BooleanType,
-    DataType,
-    DateType,
-    DecimalType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    StringType,
-    TimestampType,
-)
 
 from shopstream.lake import maintenance
 from shopstream.lake import tables as lake
+from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
 
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 TABLE = "silver.customers"
 
 
-def _value(kind: DataType, column: str, i: int) -> Any:
-    if isinstance(kind, LongType | IntegerType):
+def _value(kind: pa.DataType, column: str, i: int) -> Any:
+    if pa.types.is_integer(kind):
         return i
-    if isinstance(kind, StringType):
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return f"{column}-{i}"
-    if isinstance(kind, BooleanType):
+    if pa.types.is_boolean(kind):
         return False
-    if isinstance(kind, TimestampType):
+    if pa.types.is_timestamp(kind):
         return datetime(2026, 11, 25, 10, 0, tzinfo=UTC) + timedelta(minutes=i)
-    if isinstance(kind, DateType):
+    if pa.types.is_date(kind):
         return date(2026, 11, 25)
-    if isinstance(kind, DecimalType):
+    if pa.types.is_decimal(kind):
         return Decimal(i)
-    if isinstance(kind, DoubleType):
+    if pa.types.is_floating(kind):
         return float(i)
     return None
 
 
-def append(spark: SparkSession, settings: Settings, name: str, ids: range, **fixed: Any) -> None:
-    """One Delta commit (one file) of rows ``ids`` for a declared silver/gold table."""
-    types = lake.table_def(name).column_types()
-    rows = [tuple(fixed.get(c, _value(t, c, i)) for c, t in types.items()) for i in ids]
-    frame = spark.createDataFrame(rows, lake.table_def(name).schema())
-    frame.coalesce(1).write.format("delta").mode("append").save(lake.table_path(settings, name))
+def append(settings: Settings, name: str, ids: range, **fixed: Any) -> None:
+    """One Delta commit (one file) of rows ``ids`` for a declared silver/gold table, written
+    as the streams write them (delta-rs, the declared schema)."""
+    schema = lake.table_def(name).arrow_schema()
+    rows = [{f.name: fixed.get(f.name, _value(f.type, f.name, i)) for f in schema} for i in ids]
+    Lake(settings).append(name, pa.Table.from_pylist(rows, schema=schema), "test", ids.start)
 
 
 def _env(state: Path) -> dict[str, str]:
@@ -79,13 +68,12 @@ def _settings(state: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def lake_env(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def lake_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A lake with silver.customers (ids 0-6: 0-3 in eu, 4-6 in us); nothing else created."""
     state = tmp_path_factory.mktemp("lake-cli")
     settings = _settings(state)
-    lake.ensure_table(spark, settings, TABLE)
-    append(spark, settings, TABLE, range(0, 4), region="eu")
-    append(spark, settings, TABLE, range(4, 7), region="us")
+    append(settings, TABLE, range(0, 4), region="eu")
+    append(settings, TABLE, range(4, 7), region="us")
     return _env(state)
 
 
@@ -223,15 +211,14 @@ def test_zorder_needs_one_table(lake_env: dict[str, str]) -> None:
     assert "exactly one table" in line
 
 
-# vacuum end to end (one Spark start) -------------------------------------------------------
+# vacuum end to end (delta-rs, as for every silver table) -----------------------------------
 
 
-def test_forced_vacuum_deletes_what_optimize_replaced(spark: SparkSession, tmp_path: Path) -> None:
+def test_forced_vacuum_deletes_what_optimize_replaced(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    lake.ensure_table(spark, settings, TABLE)
     for batch in range(5):
-        append(spark, settings, TABLE, range(batch, batch + 1))
-    assert maintenance.optimize(spark, settings, TABLE).files_after == 1
+        append(settings, TABLE, range(batch, batch + 1))
+    assert maintenance.optimize_rs(settings, TABLE).files_after == 1
     table_dir = Path(lake.table_path(settings, TABLE))
     assert len(list(table_dir.glob("*.parquet"))) == 6
 
