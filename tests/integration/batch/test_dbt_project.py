@@ -373,6 +373,17 @@ def _tests_sql(settings: Any) -> dict[str, str]:
     return {name: (run / yml / f"{name}.sql").read_text() for name, yml in SCOPED_TESTS.items()}
 
 
+def _refusal(settings: Any) -> str | None:
+    from batch import dbt_step
+    from shopstream.errors import ShopstreamError
+
+    try:
+        dbt_step.run(settings, D, report=lambda line: None)
+    except ShopstreamError as exc:
+        return str(exc)
+    return None
+
+
 def main(out: Path) -> None:
     from deltalake import DeltaTable
 
@@ -388,6 +399,9 @@ def main(out: Path) -> None:
         _refresh_gold(settings, 0)
         print(f"{time.strftime('%H:%M:%S')} lake built", file=sys.stderr, flush=True)
         first = _run_step(settings, lines)
+        # The metastore now holds this lake's tables: a run for another lake must refuse
+        # before dbt reads this one's silver as if it were that lake's.
+        refused = _refusal(settings.model_copy(update={"lake_root": str(out.parent / "other")}))
         # The same date again (dbt's incremental path), after order 104 was deleted upstream:
         # silver keeps it as a tombstone; gold recomputes. Everything else must come out the
         # same, and 104 must vanish. (One re-run proves both: each build costs ~1 min here.)
@@ -406,7 +420,12 @@ def main(out: Path) -> None:
         third = _run_step(settings, lines, date(2026, 11, 24), full_refresh=True)
     finally:
         spark.stop()
-    report = {"runs": [first, second, third], "lines": lines, "ansi_after": ansi}
+    report = {
+        "runs": [first, second, third],
+        "lines": lines,
+        "ansi_after": ansi,
+        "other_lake_refused": refused,
+    }
     out.write_text(json.dumps(report, default=str))
 
 
@@ -557,6 +576,12 @@ def test_every_build_succeeds_and_counts_the_run_date(report: dict[str, Any]) ->
     assert any("model marts.agg_daily_sales" in line for line in report["lines"])
     # dbt-spark turns ANSI mode off in the session it uses; the step restores it.
     assert report["ansi_after"] == "true"
+
+
+def test_a_metastore_of_another_lake_is_refused(report: dict[str, Any]) -> None:
+    refused = report["other_lake_refused"]
+    assert refused is not None, "dbt ran against another lake's metastore"
+    assert "silver.orders" in refused and "give each lake its own SHOPSTREAM_STATE_DIR" in refused
 
 
 def test_the_unit_tests_ran_and_passed(report: dict[str, Any]) -> None:
