@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from shopstream.lake import tables as lake
-from shopstream.settings import Settings
+from shopstream.settings import LakeSettings, StreamsSettings
 
 #: Files kept per state folder: enough for a replay of the last batch, and some to inspect.
 KEEP = 10
@@ -27,7 +27,7 @@ KEEP = 10
 _NAME = re.compile(r"(-?\d+)\.json")
 
 
-def filesystem(settings: Settings) -> tuple[pafs.FileSystem, str]:
+def filesystem(settings: LakeSettings) -> tuple[pafs.FileSystem, str]:
     """The filesystem of the lake and the lake root's path in it."""
     root = settings.lake_path.rstrip("/")
     if root.startswith(("s3a://", "s3://")):
@@ -47,7 +47,7 @@ def filesystem(settings: Settings) -> tuple[pafs.FileSystem, str]:
 class StateFiles:
     """One query's state folder: ``<lake>/_checkpoints/<query>/<name>``."""
 
-    def __init__(self, settings: Settings, query: str, name: str) -> None:
+    def __init__(self, settings: StreamsSettings, query: str, name: str) -> None:
         self.fs, root = filesystem(settings)
         checkpoint = lake.checkpoint_path(settings.model_copy(update={"lake_root": root}), query)
         self.folder = f"{checkpoint}/{name}"

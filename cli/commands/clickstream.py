@@ -25,7 +25,7 @@ from producers.clickstream.simulate import ClickstreamSimulator
 from producers.clickstream.tail import describe
 from producers.clickstream.tail import tail as tail_messages
 from shopstream.errors import ShopstreamError
-from shopstream.settings import get_settings
+from shopstream.settings import ProducerSettings, get_settings
 from shopstream.topics import CLICKSTREAM_TOPIC
 
 app = typer.Typer(
@@ -58,7 +58,7 @@ def replay(
     """Send every line of the files to Kafka as-is, in sorted file order."""
     if rate is not None and rate <= 0:
         raise ShopstreamError(f"--rate must be positive, got {rate:g}", exit_code=2)
-    settings = get_settings()
+    settings = get_settings(ProducerSettings)
     sources = list_sources(
         path,
         S3Options(
@@ -131,7 +131,7 @@ def tail(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
 ) -> None:
     """Print the newest events, one line each (malformed ones say why)."""
-    settings = get_settings()
+    settings = get_settings(ProducerSettings)
     for message in tail_messages(settings.bootstrap_servers, topic, count, follow=follow):
         _out.print(describe(message), markup=False, soft_wrap=True)
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import yaml
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import PROJECT_ROOT, Settings
+from shopstream.settings import PROJECT_ROOT, LakeSettings
 
 if TYPE_CHECKING:
     from pyspark.sql.types import DataType, StructType
@@ -171,10 +171,10 @@ def table_def(qualified_name: str) -> TableDef:
         ) from None
 
 
-def table_path(settings: Settings, qualified_name: str) -> str:
+def table_path(settings: LakeSettings, qualified_name: str) -> str:
     layer, name = qualified_name.split(".", 1)
     return f"{settings.lake_path.rstrip('/')}/{layer}/{name}"
 
 
-def checkpoint_path(settings: Settings, query_name: str) -> str:
+def checkpoint_path(settings: LakeSettings, query_name: str) -> str:
     return f"{settings.lake_path.rstrip('/')}/_checkpoints/{query_name}"
