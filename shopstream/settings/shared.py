@@ -176,12 +176,14 @@ class MetricsSettings(SettingsBase):
 
     #: Loopback locally, 0.0.0.0 in a container that Prometheus scrapes from outside.
     metrics_host: str = "127.0.0.1"
-    monitoring_scrape_interval_s: float = Field(default=5.0, gt=0)
 
 
 class MetricsPortsSettings(SettingsBase):
     """The ports of the streaming driver's and the alert processes' /metrics: each serves
-    its own, and the stack's Prometheus and Alertmanager configuration points at them."""
+    its own, and the stack's Prometheus and Alertmanager configuration points at them; and
+    how often Prometheus scrapes (the streaming driver samples its gauges as often)."""
+
+    monitoring_scrape_interval_s: float = Field(default=5.0, gt=0)
 
     #: Where the streaming driver serves /metrics. A second driver on the same host (one
     #: per table group) takes a free port instead and registers that one.
