@@ -197,7 +197,8 @@ test: ## Install, start the test stack, run the whole suite
 	@# so they run in turn; they spend much of their time waiting (for Prometheus and
 	@# Alertmanager, Kafka, a driver's restart). [rest]: the unit tests and the integration
 	@# tests that need no running service, on two workers (pytest-xdist, one Spark session
-	@# each; worksteal lets an idle worker take queued tests from the busy one).
+	@# each), a whole file to a worker: a module's fixture (test_dbt_project's three dbt
+	@# builds, a Spark lake) runs once, not once on each worker.
 	@# The stack it started is stopped at the end, pass, fail or interrupt, also when it did
 	@# not come up whole (about 1.5 GB otherwise); pytest's exit 5 (no test collected) fails.
 	@set +e; \
@@ -205,7 +206,7 @@ test: ## Install, start the test stack, run the whole suite
 	$(TEST_ENV) $(BIN)/shopstream up || exit $$?; \
 	{ $(TEST_ENV) $(BIN)/pytest tests/integration -m 'stack and not s3' $(PYTEST_ARGS) 2>&1 \
 	  | sed -u 's/^/[stack] /'; } & stack=$$!; \
-	$(TEST_ENV) $(BIN)/pytest -n 2 --dist worksteal -m 'not stack and not s3' \
+	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile -m 'not stack and not s3' \
 	  tests/unit tests/integration $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[rest] /'; rest=$$?; \
 	wait $$stack; stack=$$?; \
 	for rc in $$stack $$rest; do \

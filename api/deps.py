@@ -15,12 +15,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.auth import ApiKey, Authenticator
 from api.checks import KafkaProbe, LakeProbe
-from api.dashboard.service import Dashboard
-from api.errors import WWW_AUTHENTICATE, ApiError
+from api.dashboard.reads import Dashboard
 from api.feed import TransitionFeed
 from api.gold import GoldInventory
 from api.metrics import Metrics
 from api.models import Scope
+from api.problems import WWW_AUTHENTICATE, ApiError
 from api.ratelimit import RateLimiter
 from shopstream.settings import ApiSettings
 

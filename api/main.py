@@ -18,10 +18,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api import cache, errors
+from api import list_cache, problems
 from api.auth import Authenticator, load_keys
 from api.checks import KafkaProbe, LakeProbe
-from api.dashboard.service import Dashboard
+from api.dashboard.reads import Dashboard
 from api.deps import AppContext, Conn
 from api.feed import TransitionFeed
 from api.gold import GoldInventory
@@ -116,7 +116,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    errors.install(app)
+    problems.install(app)
     alerts_router = alerts.build_router(settings)
     app.include_router(alerts_router)
     app.include_router(stream.router)
@@ -130,9 +130,9 @@ def create_app(
         (list_route,) = (
             r
             for r in alerts_router.routes
-            if isinstance(r, APIRoute) and r.path == cache.PATH and "GET" in (r.methods or ())
+            if isinstance(r, APIRoute) and r.path == list_cache.PATH and "GET" in (r.methods or ())
         )
-        app.add_middleware(cache.ListCache, ctx=ctx, route=list_route, ttl_s=list_cache_ttl_s)
+        app.add_middleware(list_cache.ListCache, ctx=ctx, route=list_route, ttl_s=list_cache_ttl_s)
     # Added last, so outermost: cache hits are counted and timed too.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

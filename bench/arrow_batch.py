@@ -37,8 +37,8 @@ from shopstream.lake.delta_rs import Lake
 from shopstream.low_stock import Thresholds
 from shopstream.settings import Settings, get_settings
 from streams import step_timings as steps
+from streams.kafka_source import KAFKA_RECORDS
 from streams.queries import cdc
-from streams.sources import KAFKA_RECORDS
 
 
 def read_topics(settings: Settings, topics: tuple[str, ...], limit: int) -> pa.Table:

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from quality.checkpoints import TableResult, validate_table
 from quality.context import SITE, data_docs_dir, open_context, quality_dir
 from quality.scores import score_frame, write_scores
-from quality.sources import source_counts
+from quality.source_counts import source_counts
 from quality.suite import LIVE_SLACK, SourceCounts, TableSuite
 from quality.suites import SUITES
 from shopstream.lake import tables as lake

@@ -21,9 +21,9 @@ from shopstream.shop_db.migrate import migrate
 from shopstream.topics import ensure_topics
 from stack.jobs import all_jobs
 from stack.kafka import Connect, Kafka
+from stack.local_service import Service, ServiceStatus
 from stack.monitoring import Alertmanager, Prometheus, monitoring_services
 from stack.postgres import OpsPostgres, Postgres
-from stack.service import Service, ServiceStatus
 
 Report = Callable[[str], None]
 

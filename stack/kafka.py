@@ -22,8 +22,8 @@ from confluent_kafka.admin import AdminClient
 
 from shopstream.errors import ShopstreamError
 from stack import process
+from stack.local_service import Service
 from stack.monitoring import CONNECT_JMX_CONFIG, KAFKA_JMX_CONFIG
-from stack.service import Service
 
 _PROVIDERS = "org.apache.kafka.common.config.provider"
 

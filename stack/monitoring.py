@@ -32,7 +32,7 @@ from shopstream.errors import ShopstreamError
 from shopstream.observability import targets_dir
 from shopstream.settings import PROJECT_ROOT, StackSettings
 from stack import process
-from stack.service import Service
+from stack.local_service import Service
 
 MONITORING_DIR = PROJECT_ROOT / "monitoring"
 RULES_TEMPLATE = MONITORING_DIR / "prometheus" / "rules.template.yml"

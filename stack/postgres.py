@@ -21,7 +21,7 @@ from psycopg import sql
 
 from shopstream.errors import ShopstreamError
 from stack import process
-from stack.service import Service
+from stack.local_service import Service
 
 _PG_MAJOR = "15"
 #: PostgreSQL refuses to run as root; when we are root it runs as this OS user.

@@ -32,16 +32,17 @@ from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.errors import ShopstreamError
 from shopstream.lake import tables as lake
+from shopstream.lake import writers
 from shopstream.lake.delta_rs import Lake
+from shopstream.lake.leases import Holder
 from shopstream.low_stock import Thresholds
 from shopstream.observability import MetricsServer
 from shopstream.settings import StreamsSettings
 from streams import step_timings as steps
 from streams.bronze import raw as bronze
-from streams.leases import Holder
+from streams.kafka_source import kafka_stream
 from streams.metrics import StreamMetrics, Watched, Watcher
 from streams.queries import Writes, cdc, clickstream
-from streams.sources import kafka_stream
 
 Report = Callable[[str], None]
 #: Turns one micro-batch's records (Arrow) and its id into writes; returns what it did.
@@ -198,7 +199,7 @@ QUERIES: dict[str, QuerySpec] = {
         QuerySpec(
             bronze.NAME,
             bronze.TOPICS,
-            (bronze.TABLE,),
+            writers.WRITES[bronze.NAME],
             "bronze",
             lambda spark, settings, _metrics: bronze.run(spark, settings),
             counted_from_progress=True,
@@ -211,14 +212,6 @@ QUERIES: dict[str, QuerySpec] = {
 }
 #: What `streams run` starts by default: all of them.
 DEFAULT_QUERIES = tuple(QUERIES)
-
-
-def writer_of(table: str) -> str | None:
-    """The query that writes ``table`` (None for tables no stream writes: marts, audit)."""
-    for spec in QUERIES.values():
-        if table in spec.writes:
-            return spec.name
-    return None
 
 
 def select(only: list[str] | None) -> dict[str, QuerySpec]:
@@ -281,7 +274,7 @@ def run(
 ) -> None:
     """Start the selected queries and block until a signal, a failure or ``stop_event``.
 
-    Each query first takes the lease on its tables (``streams.leases``), so a second driver
+    Each query first takes the lease on its tables (``shopstream.lake.leases``), so a second driver
     of the same query, or maintenance of its tables, refuses while this one runs. The
     driver serves its metrics (``streams.metrics``) at ``/metrics`` meanwhile.
     """

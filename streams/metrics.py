@@ -33,9 +33,9 @@ from prometheus_client.registry import Collector
 from pyarrow import fs as pafs
 from pyspark.sql.streaming import StreamingQuery
 
+from shopstream.lake.layout import filesystem
 from shopstream.settings import StreamsSettings
 from streams import step_timings as steps
-from streams.microbatch_state import filesystem
 
 log = logging.getLogger("streams")
 

@@ -19,29 +19,13 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from shopstream.lake import tables as lake
-from shopstream.settings import LakeSettings, StreamsSettings
+from shopstream.lake.layout import filesystem
+from shopstream.settings import StreamsSettings
 
 #: Files kept per state folder: enough for a replay of the last batch, and some to inspect.
 KEEP = 10
 #: ``<batch id>.json``; -1 is the state before the first batch.
 _NAME = re.compile(r"(-?\d+)\.json")
-
-
-def filesystem(settings: LakeSettings) -> tuple[pafs.FileSystem, str]:
-    """The filesystem of the lake and the lake root's path in it."""
-    root = settings.lake_path.rstrip("/")
-    if root.startswith(("s3a://", "s3://")):
-        endpoint = settings.s3_endpoint.strip()
-        fs = pafs.S3FileSystem(
-            access_key=settings.s3_access_key.get_secret_value() or None,
-            secret_key=settings.s3_secret_key.get_secret_value() or None,
-            region=settings.s3_region or "us-east-1",
-            endpoint_override=endpoint or None,
-            scheme="http" if endpoint.lower().startswith("http://") else "https",
-            force_virtual_addressing=not settings.s3_path_style_access,
-        )
-        return fs, root.split("://", 1)[1]
-    return pafs.LocalFileSystem(), root.removeprefix("file://")
 
 
 class StateFiles:

@@ -11,6 +11,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -103,21 +104,30 @@ def spark(settings: Settings) -> Iterator[object]:
     session.stop()
 
 
-@pytest.fixture
-def ops_settings(stack: Settings) -> Iterator[Settings]:
+@contextmanager
+def fresh_ops_database(stack: Settings) -> Iterator[Settings]:
     """Settings pointing at a fresh ops database (alerting schema applied), dropped after."""
     import uuid
 
     import psycopg
     from psycopg import sql
 
-    from alerts.store import ensure_ops_database
+    from alerts.ops_db import ensure_ops_database
 
     name = f"shopstream_ops_test_{uuid.uuid4().hex[:10]}"
     settings = stack.model_copy(update={"ops_pg_database": name})
     ensure_ops_database(settings)
-    yield settings
-    with psycopg.connect(stack.ops_server_conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
+    try:
+        yield settings
+    finally:
+        with psycopg.connect(stack.ops_server_conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def ops_settings(stack: Settings) -> Iterator[Settings]:
+    """Settings pointing at a fresh ops database (alerting schema applied), dropped after."""
+    with fresh_ops_database(stack) as settings:
+        yield settings

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from alerts.delivery.monitoring import MonitoringAlert
+from alerts.delivery.monitoring_alerts import MonitoringAlert
 from alerts.delivery.rules import Action, TransitionEvent
 from alerts.delivery.watchdog import COMPONENT_LABELS, PipelineEvent, duration_text
 

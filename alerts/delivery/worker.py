@@ -54,7 +54,7 @@ from alerts.delivery.messages import (
     pipeline_slack_message,
     slack_message,
 )
-from alerts.delivery.monitoring import MonitoringAlert
+from alerts.delivery.monitoring_alerts import MonitoringAlert
 from alerts.delivery.rules import (
     Action,
     TransitionEvent,
@@ -65,7 +65,7 @@ from alerts.delivery.rules import (
 )
 from alerts.delivery.watchdog import PipelineEvent, Watchdog
 from alerts.metrics import DeliveryMetrics, kind_family
-from alerts.store import connect
+from alerts.ops_db import connect
 from shopstream.errors import ShopstreamError
 from shopstream.settings import AlertsSettings
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from alerts import store
+from alerts import ops_db
 from alerts.engine.apply import BatchResult, apply_batch, load_offsets, try_lock
 from alerts.engine.changes import (
     NUL,
@@ -296,7 +296,7 @@ class Engine:
         delay, waited_for = 0.5, ""
         while not stop.is_set():
             try:
-                conn = store.connect(self.settings, autocommit=True)
+                conn = ops_db.connect(self.settings, autocommit=True)
             except ShopstreamError as exc:
                 if waited_for != "database":
                     self.report(f"{exc}; retrying")

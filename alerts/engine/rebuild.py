@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import TopicPartition
 
-from alerts import store
+from alerts import ops_db
 from alerts.engine import sql
 from alerts.engine.apply import apply_batch, load_offsets, try_lock
 from alerts.engine.changes import TopicPartitionKey, parse_batch
@@ -56,7 +56,7 @@ def rebuild(settings: AlertsSettings, report: Report, *, idle_s: float = 3.0) ->
     a rebuild sends nothing (dedupe keys protect as well).
     """
     thresholds = Thresholds.from_settings(settings)
-    with store.connect(settings, autocommit=True) as conn:
+    with ops_db.connect(settings, autocommit=True) as conn:
         if not try_lock(conn):
             raise ShopstreamError(
                 f"the alert engine is running against {settings.ops_pg_database}: "

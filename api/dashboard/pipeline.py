@@ -1,6 +1,6 @@
 """The Pipeline section: how far behind the log each reader is, and how fresh each table.
 
-Pure: what ``api.dashboard.service`` read (checkpoint files, writer leases, Delta log
+Pure: what ``api.dashboard.reads`` read (checkpoint files, writer leases, Delta log
 entries, stored and end offsets) in, models out.
 
 * A streaming query's position is its checkpoint: ``offsets/<n>`` of the latest batch in
@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from api.dashboard.models import EngineLag, QueryLag, QueryStatus, TableFreshness, TopicLag
+from shopstream.lake import leases
 
 Offsets = dict[str, dict[int, int]]
-#: A lease older than this belongs to a driver that is gone (streams.leases.TTL_S; a unit
-#: test keeps the two equal: the API cannot import streams, which loads pyspark).
-LEASE_TTL_S = 45.0
+#: A lease older than this belongs to a driver that is gone (the lease's own rule).
+LEASE_TTL_S = leases.TTL_S
 #: A running query this many records behind is replaying, not between batches. The bronze
 #: query triggers every 30 s, so at the demo's rate (about 7 orders and 170 clicks a second)
 #: it is routinely 5,000-9,000 records behind just before a batch; 50,000 stays clear of

@@ -1,7 +1,7 @@
 """The Sales section: revenue, orders, units and margin by day, broken down by category,
 region and customer segment over a date range, beside the daily batch's figures.
 
-Pure: frames in, a ``SalesView`` out. The inputs, read by ``api.dashboard.service``:
+Pure: frames in, a ``SalesView`` out. The inputs, read by ``api.dashboard.reads``:
 
 * ``daily``: gold ``sales_daily`` (one row per order date x category x region x customer
   segment): revenue, units, cost and profit add up over any of its keys.

@@ -11,7 +11,6 @@ from pydantic import AwareDatetime, Field, StringConstraints
 
 from api import queries
 from api.deps import Acker, Context, Db, Reader
-from api.errors import AUTHENTICATED, ApiError, documented
 from api.models import (
     ALERT_ID_PATTERN,
     BIGINT_MAX,
@@ -22,6 +21,7 @@ from api.models import (
     AlertStatus,
     Severity,
 )
+from api.problems import AUTHENTICATED, ApiError, documented
 from api.routes import paging
 from shopstream.settings import ApiSettings
 

@@ -1,6 +1,6 @@
 """/v1/dashboard/...: the figures behind each section of the dashboard page, as JSON.
 
-Lake parts come from ``api.dashboard.service``'s caches (a copy at most a few seconds old),
+Lake parts come from ``api.dashboard.reads``'s caches (a copy at most a few seconds old),
 ops-database parts from the pool per request. A table that does not exist yet is a 404 that
 says which and what builds it; a lake that cannot be read is a 503 that says why.
 """
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from api.dashboard import customers, pipeline, quality, sales, service, stock
+from api.dashboard import customers, pipeline, quality, reads, sales, stock
 from api.dashboard.cache import Unreadable
 from api.dashboard.models import (
     AlertsView,
@@ -28,8 +28,8 @@ from api.dashboard.models import (
     StockView,
 )
 from api.deps import Context, Db, Reader
-from api.errors import AUTHENTICATED, ApiError, documented, invalid
 from api.models import Problem
+from api.problems import AUTHENTICATED, ApiError, documented, invalid
 from shopstream.low_stock import Thresholds
 
 #: The widest date range one request may ask for.
@@ -76,11 +76,11 @@ async def sales_section(
     date_to: Annotated[date | None, Query(description="Last order date (UTC), inclusive")] = None,
 ) -> Response:
     """Revenue, orders, units and margin by day and by category, region and segment."""
-    frames: service.SalesFrames = await _cached(ctx.dashboard.sales)
+    frames: reads.SalesFrames = await _cached(ctx.dashboard.sales)
     if frames.daily is None:
-        raise _missing(service.SALES_DAILY, STREAMS)
+        raise _missing(reads.SALES_DAILY, STREAMS)
     if frames.orders is None:
-        raise _missing(service.SALES_LINES, STREAMS)
+        raise _missing(reads.SALES_LINES, STREAMS)
     today = datetime.now(UTC).date()
     default = sales.default_range(frames.daily, today)
     if date_from is None and date_to is None:
@@ -107,9 +107,9 @@ async def customers_section(
     ] = None,
 ) -> Response:
     """The RFM segments of one as-of date, with their customer counts and revenue."""
-    found: service.Frame = await _cached(ctx.dashboard.customers)
+    found: reads.Frame = await _cached(ctx.dashboard.customers)
     if found.frame is None or found.frame.height == 0:
-        raise _missing(service.CUSTOMER_SEGMENTS, BATCH)
+        raise _missing(reads.CUSTOMER_SEGMENTS, BATCH)
     dates = customers.as_of_dates(found.frame)
     if as_of is None:
         as_of = dates[0]
@@ -124,10 +124,10 @@ async def customers_section(
 @router.get("/stock", response_model=StockView)
 async def stock_section(_: Reader, ctx: Context, db: Db) -> Response:
     """Inventory status: stock, days of cover and severity over every product x warehouse."""
-    found: service.Frame = await _cached(ctx.dashboard.stock)
+    found: reads.Frame = await _cached(ctx.dashboard.stock)
     if found.frame is None:
-        raise _missing(service.INVENTORY, STREAMS)
-    names = await service.product_names(db, stock.lowest_product_ids(found.frame))
+        raise _missing(reads.INVENTORY, STREAMS)
+    names = await reads.product_names(db, stock.lowest_product_ids(found.frame))
     thresholds = Thresholds.from_settings(ctx.settings)
     return _json(stock.stock_view(found.frame, thresholds, names))
 
@@ -135,8 +135,8 @@ async def stock_section(_: Reader, ctx: Context, db: Db) -> Response:
 @router.get("/alerts", response_model=AlertsView)
 async def alerts_section(_: Reader, db: Db) -> Response:
     """Open low-stock alerts by severity and the latest transitions (the ops database)."""
-    counts = await service.alert_counts(db)
-    recent = await service.recent_transitions(db, RECENT)
+    counts = await reads.alert_counts(db)
+    recent = await reads.recent_transitions(db, RECENT)
     severities = ("critical", "high", "warning")
     open_by = dict.fromkeys(severities, 0)
     acked_by = dict.fromkeys(severities, 0)
@@ -174,7 +174,7 @@ async def quality_section(
     ] = None,
 ) -> Response:
     """Quality score history per table, the last batch runs and the reconciliation."""
-    audit: service.AuditFrames = await _cached(ctx.dashboard.audit)
+    audit: reads.AuditFrames = await _cached(ctx.dashboard.audit)
     frames = audit.frames
     missing = [name for name, frame in frames.items() if frame is None]
     if len(missing) == len(frames):
@@ -183,13 +183,13 @@ async def quality_section(
             "the audit tables do not exist yet: the daily batch has not run "
             "(shopstream batch --date yesterday)",
         )
-    scores = frames[service.QUALITY_SCORES]
+    scores = frames[reads.QUALITY_SCORES]
     tables = quality.checked_tables(scores) if scores is not None else []
     if table is not None and table not in tables:
         known = ", ".join(tables) or "none yet"
         raise ApiError(404, f"no quality scores for table {table!r}; checked tables: {known}")
-    runs = frames[service.BATCH_RUNS]
-    recon = frames[service.RECONCILIATION]
+    runs = frames[reads.BATCH_RUNS]
+    recon = frames[reads.RECONCILIATION]
     return _json(
         QualityView(
             tables=tables,
@@ -204,8 +204,8 @@ async def quality_section(
 @router.get("/pipeline", response_model=PipelineView)
 async def pipeline_section(_: Reader, ctx: Context, db: Db) -> Response:
     """Freshness per table, consumer lag per reader, and the batch and replay status."""
-    snap: service.PipelineSnapshot = await _cached(ctx.dashboard.pipeline)
-    stored, status = await service.engine_positions(db)
+    snap: reads.PipelineSnapshot = await _cached(ctx.dashboard.pipeline)
+    stored, status = await reads.engine_positions(db)
     engine = pipeline.engine_lag(
         stored,
         snap.ends,
@@ -218,7 +218,7 @@ async def pipeline_section(_: Reader, ctx: Context, db: Db) -> Response:
     # Unreadable audit tables leave the batch status unknown; the rest of the section stands.
     with contextlib.suppress(Unreadable):
         audit = await ctx.dashboard.audit.get()
-    runs = audit.frames.get(service.BATCH_RUNS) if audit else None
+    runs = audit.frames.get(reads.BATCH_RUNS) if audit else None
     if runs is not None and runs.height:
         batch = quality.batch_status(runs)
     return _json(

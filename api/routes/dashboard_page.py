@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from api.errors import ApiError
+from api.problems import ApiError
 
 STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 

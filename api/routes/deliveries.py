@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Response
 
 from api import queries
 from api.deps import Db, Reader
-from api.errors import AUTHENTICATED, documented
 from api.models import ALERT_ID_PATTERN, Channel, DeliveryPage, DeliveryStatus
+from api.problems import AUTHENTICATED, documented
 from api.routes import paging
 from shopstream.settings import ApiSettings
 

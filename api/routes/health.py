@@ -14,8 +14,8 @@ from psycopg_pool import PoolTimeout
 
 from api import queries
 from api.deps import AppContext, Context, require
-from api.errors import AUTHENTICATED, documented
 from api.models import Check, Liveness, Readiness
+from api.problems import AUTHENTICATED, documented
 from shopstream.settings import ApiSettings
 
 #: /readyz gives up on the database after this long: a probe must answer quickly.

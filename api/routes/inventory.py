@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Response
 
 from api import queries
 from api.deps import Context, Db, Reader
-from api.errors import AUTHENTICATED, ApiError, documented
 from api.models import BIGINT_MAX, GoldVelocity, Inventory, LiveVelocity, WarehouseStock
+from api.problems import AUTHENTICATED, ApiError, documented
 
 router = APIRouter(
     prefix="/v1/inventory", tags=["inventory"], responses=documented(*AUTHENTICATED, 422, 503)

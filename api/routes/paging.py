@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query
 
 from api import queries
-from api.errors import invalid
+from api.problems import invalid
 from shopstream.settings import ApiSettings
 
 T = TypeVar("T")

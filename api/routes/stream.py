@@ -19,8 +19,8 @@ from psycopg_pool import PoolTimeout
 
 from api import queries
 from api.deps import Context, Reader
-from api.errors import AUTHENTICATED, documented
 from api.models import BIGINT_MAX, TransitionEvent
+from api.problems import AUTHENTICATED, documented
 
 log = logging.getLogger("api.stream")
 

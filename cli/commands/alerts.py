@@ -15,13 +15,13 @@ import typer
 from rich.table import Table
 
 from alerts.delivery.channels import notifiers_from_settings
-from alerts.delivery.monitoring import webhook
+from alerts.delivery.monitoring_alerts import webhook
 from alerts.delivery.notices import SEVERITIES, Notice, send_notice
 from alerts.engine.changes import TOPICS
 from alerts.engine.consumer import MAX_BATCH, Engine, Progress
 from alerts.engine.rebuild import rebuild as rebuild_state
 from alerts.metrics import DeliveryMetrics, engine_registry
-from alerts.store import connect, ensure_ops_database
+from alerts.ops_db import connect, ensure_ops_database
 from cli.commands._say import console, say
 from shopstream.errors import ShopstreamError
 from shopstream.kafka_io import end_offsets

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from alerts.store import ensure_ops_database
+from alerts.ops_db import ensure_ops_database
 from api.auth import ensure_local_key, load_keys, local_key_path
 from api.auth import hash_key as sha256
 from cli.commands._say import say

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import typer
 
 from cli.commands._say import say
+from cli.daily_batch.step_names import parse_steps
 from shopstream.errors import ShopstreamError
 from shopstream.settings import get_settings
 
@@ -65,12 +66,13 @@ def register(root: typer.Typer) -> None:
         ),
     ) -> None:
         """Build the daily marts, check quality, reconcile stream = batch = source, notify."""
-        # Lazy on purpose: the batch run loads pyspark (seconds); every other `shopstream` command
-        # starts without it.
-        from cli.daily_batch.orchestrate import parse_steps, run_batch
-
         dates = dates_from(day, first, last)
         chosen = parse_steps(steps)
+        # Lazy on purpose, and after the arguments are checked: the batch run loads pyspark,
+        # dbt and Great Expectations (seconds); every other `shopstream` command, and a
+        # mistake in this one's arguments, is answered without them.
+        from cli.daily_batch.orchestrate import run_batch
+
         settings = get_settings()
         span = str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
         say(f"daily batch for {span}: {', '.join(chosen)}")

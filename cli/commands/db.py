@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from producers.workload.store import bootstrap
+from producers.workload.shop_writes import bootstrap
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings, get_settings
 from shopstream.shop_db import pg_address

@@ -43,7 +43,7 @@ def list_tables() -> None:
     """Every declared table: whether it exists, and its version, rows and files if it does."""
     # Lazy on purpose: lake maintenance loads pyspark (seconds); every other `shopstream` command
     # starts without it.
-    from streams import maintenance
+    from shopstream.lake import maintenance
 
     settings = get_settings()
     statuses = maintenance.lake_status(settings)
@@ -77,8 +77,8 @@ def show(
     """Print rows of a table as a table (the current version; no Spark)."""
     # Lazy on purpose: the catalogue and maintenance load pyspark (seconds); every other
     # `shopstream` command starts without it.
+    from shopstream.lake import maintenance
     from shopstream.lake import tables as lake
-    from streams import maintenance
 
     lake.table_def(name)  # an unknown name fails here, listing the known ones
     filters = maintenance.parse_where(where or [])
@@ -156,7 +156,7 @@ def _targets(settings: Settings, names: list[str]) -> tuple[list[str], list[str]
     """
     # Lazy on purpose: lake maintenance loads pyspark (seconds); every other `shopstream` command
     # starts without it.
-    from streams import maintenance
+    from shopstream.lake import maintenance
 
     tables = maintenance.resolve(names)
     if tables:
@@ -195,7 +195,7 @@ def optimize(
     """
     # Lazy on purpose: lake maintenance loads pyspark (seconds); every other `shopstream` command
     # starts without it.
-    from streams import maintenance
+    from shopstream.lake import maintenance
 
     settings = get_settings()
     if zorder_by is not None:
@@ -246,7 +246,7 @@ def vacuum(
     """
     # Lazy on purpose: lake maintenance loads pyspark (seconds); every other `shopstream` command
     # starts without it.
-    from streams import maintenance
+    from shopstream.lake import maintenance
 
     settings = get_settings()
     if retain_hours is None:

@@ -15,7 +15,7 @@ from shopstream.errors import ShopstreamError
 from shopstream.settings import StackSettings, get_settings
 from stack import Stack
 from stack.jobs import all_jobs
-from stack.service import ServiceStatus
+from stack.local_service import ServiceStatus
 
 # Wide enough for the status table when stdout is a file or a CI log, not a terminal.
 console = Console(highlight=False, width=shutil.get_terminal_size((150, 40)).columns)

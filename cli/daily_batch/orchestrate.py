@@ -34,13 +34,12 @@ from alerts.delivery.notices import send_notice
 from batch import dbt_step, metrics, record
 from batch import reconcile_step as reconcile
 from cli.daily_batch import retention, summary
+from cli.daily_batch.step_names import STEPS
 from shopstream.errors import ShopstreamError
 from shopstream.lake import tables as lake
 from shopstream.lake.spark import build_batch_spark
 from shopstream.settings import Settings
 from shopstream.step_result import StepResult
-
-STEPS = ("dbt", "quality", "reconcile", "retention", "notify")
 
 
 @dataclass
@@ -54,21 +53,6 @@ class DayRun:
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
-
-
-def parse_steps(text: str | None) -> tuple[str, ...]:
-    """``dbt,reconcile`` -> the steps in run order; all of them for None."""
-    if text is None:
-        return STEPS
-    asked = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = sorted(set(asked) - set(STEPS))
-    if unknown or not asked:
-        raise ShopstreamError(
-            f"--steps takes a comma-separated list of {', '.join(STEPS)}"
-            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
-            exit_code=2,
-        )
-    return tuple(s for s in STEPS if s in asked)
 
 
 @contextmanager

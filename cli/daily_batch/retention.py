@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from alerts import retention as alerts_retention
-from alerts.store import connect, ensure_ops_database
+from alerts.ops_db import connect, ensure_ops_database
 from quality import retention as quality_retention
 from quality.context import quality_dir
 from shopstream.settings import Settings

@@ -9,6 +9,6 @@ Layout, pure first:
   initial customers).
 - ``ops``: the changes the simulation makes, one dataclass per kind.
 - ``model``: the shop simulation itself: state in, ordered ops out, no I/O.
-- ``store``: the thin PostgreSQL side (seed, load state, apply a batch of ops).
-- ``runner``: the loop that paces the model, commits batches and feeds the clickstream.
+- ``shop_writes``: the thin PostgreSQL side (seed, load state, apply a batch of ops).
+- ``generator``: the loop that paces the model, commits batches and feeds the clickstream.
 """

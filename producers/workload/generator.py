@@ -42,7 +42,7 @@ from producers.workload.ops import (
     StockReplenished,
 )
 from producers.workload.sampling import fixed_count_arrivals, poisson_count
-from producers.workload.store import (
+from producers.workload.shop_writes import (
     DEFAULT_SEED,
     GENERATOR_LOCK,
     BootstrapResult,

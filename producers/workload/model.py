@@ -224,6 +224,9 @@ class ShopModel:
         for wid, region in sorted(state.warehouses):
             self._home.setdefault(region, []).append(wid)
         self.stock = state.stock
+        # The stock rows are fixed by the state (only a resync replaces them): sorted once,
+        # not on every stock count (a 30-day simulation makes ~200,000 of them).
+        self._stock_keys = sorted(self.stock)
         self._items = WeightedChoice(range(1, 6), self.config.items_per_order_weights)
         self._quantity = WeightedChoice(
             range(1, len(self.config.quantity_weights) + 1), self.config.quantity_weights
@@ -357,6 +360,7 @@ class ShopModel:
         self._zipf = ZipfSampler(self._popular, self.config.zipf_exponent)
         self._product_ids = sorted(self.products)
         self.stock = state.stock
+        self._stock_keys = sorted(self.stock)
         self._customer_ids = []
         self._customer_pos = {}
         self.customer_region = {}
@@ -527,7 +531,7 @@ class ShopModel:
     def _on_adjustment(self, t: float, ops: list[Op]) -> None:
         """A stock count: mostly units found missing or damaged, now and then units found."""
         rng = self.rng
-        stocked = [key for key in sorted(self.stock) if self.stock[key].on_hand > 0]
+        stocked = [key for key in self._stock_keys if self.stock[key].on_hand > 0]
         if not stocked:
             return
         key = stocked[rng.randrange(len(stocked))]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import yaml
 
 from shopstream.errors import ShopstreamError
@@ -178,3 +179,20 @@ def table_path(settings: LakeSettings, qualified_name: str) -> str:
 
 def checkpoint_path(settings: LakeSettings, query_name: str) -> str:
     return f"{settings.lake_path.rstrip('/')}/_checkpoints/{query_name}"
+
+
+def filesystem(settings: LakeSettings) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of the lake and the lake root's path in it."""
+    root = settings.lake_path.rstrip("/")
+    if root.startswith(("s3a://", "s3://")):
+        endpoint = settings.s3_endpoint.strip()
+        fs = pafs.S3FileSystem(
+            access_key=settings.s3_access_key.get_secret_value() or None,
+            secret_key=settings.s3_secret_key.get_secret_value() or None,
+            region=settings.s3_region or "us-east-1",
+            endpoint_override=endpoint or None,
+            scheme="http" if endpoint.lower().startswith("http://") else "https",
+            force_virtual_addressing=not settings.s3_path_style_access,
+        )
+        return fs, root.split("://", 1)[1]
+    return pafs.LocalFileSystem(), root.removeprefix("file://")

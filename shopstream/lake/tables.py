@@ -15,6 +15,7 @@ from shopstream.lake.layout import (
     TableDef,
     checkpoint_path,
     definitions,
+    filesystem,
     table_def,
     table_path,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "checkpoint_path",
     "definitions",
     "ensure_table",
+    "filesystem",
     "table_def",
     "table_path",
 ]

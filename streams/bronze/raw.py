@@ -15,7 +15,7 @@ from pyspark.sql.streaming import StreamingQuery
 from shopstream.lake import tables as lake
 from shopstream.settings import StreamsSettings
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC, cdc_topic
-from streams.sources import kafka_stream
+from streams.kafka_source import kafka_stream
 
 NAME = "bronze"
 TABLE = "bronze.records"

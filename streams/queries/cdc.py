@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake import writers
 from shopstream.lake.delta_rs import Lake, Written
 from shopstream.low_stock import Key, Thresholds
 from streams.gold import inventory_status, low_stock_alerts, sales_daily, sales_order_lines
@@ -44,6 +45,8 @@ SILVER = (
 TOPICS = tuple(table.topic for table in SILVER)
 RECORD_COLUMNS = cdc.RECORD_COLUMNS
 QUARANTINE = "silver.cdc_quarantine"
+#: The gold tables a batch feeds (with QUARANTINE and SILVER's tables, what ``WRITES`` lists;
+#: tests/unit/streams/test_driver_writes.py holds the two to each other).
 GOLD = (
     low_stock_alerts.TRANSITIONS,
     low_stock_alerts.ALERTS,
@@ -52,12 +55,8 @@ GOLD = (
     sales_daily.NAME,
     sales_order_lines.NAME,
 )
-#: Every table this query writes, and no other query does.
-WRITES = (
-    QUARANTINE,
-    *[name for table in SILVER for name in table.tables_written()],
-    *GOLD,
-)
+#: Every table this query writes, and no other query does (the ground's one list).
+WRITES = writers.WRITES[NAME]
 
 
 @dataclass

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopstream.lake import writers
 from shopstream.lake.delta_rs import Lake, Written
 from shopstream.settings import StreamsSettings
 from shopstream.topics import CLICKSTREAM_TOPIC
@@ -33,7 +34,8 @@ from streams.step_timings import step
 
 NAME = "clickstream"
 TOPICS = (CLICKSTREAM_TOPIC,)
-WRITES = (silver.QUARANTINE, silver.NAME, silver.LATE, funnel.SESSIONS, funnel.NAME)
+#: Every table this query writes, and no other query does (the ground's one list).
+WRITES = writers.WRITES[NAME]
 RECORD_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp", "headers")
 
 

@@ -39,7 +39,7 @@ from producers.workload.ops import (
     StockAdjusted,
     StockReplenished,
 )
-from producers.workload.store import bootstrap
+from producers.workload.shop_writes import bootstrap
 from shopstream.contracts.clickstream import BAD_KIND_HEADER
 from shopstream.kafka_io import end_offsets
 from shopstream.settings import Settings

@@ -92,6 +92,92 @@ def test_the_layer_check_reports_each_kind_of_violation(tmp_path: Path) -> None:
     ]
 
 
+#: Module names that more than one source module carries, each time with the same meaning;
+#: any other name used twice fails ``test_no_two_modules_share_a_name_with_two_meanings``.
+#: Exact paths, so a third module of a listed name is a decision too, not a free pass.
+SAME_MEANING: dict[str, set[str]] = {
+    # One table (or event stream) followed down the data flow: its contract, its silver or
+    # gold code, the query that writes it, its quality suite, its dashboard section or route,
+    # its command. The folder says the layer; the name says the table, the same in each place.
+    "cdc.py": {"streams/silver/cdc.py", "streams/queries/cdc.py"},
+    "clickstream.py": {
+        "shopstream/contracts/clickstream.py",
+        "streams/silver/clickstream.py",
+        "streams/queries/clickstream.py",
+        "cli/commands/clickstream.py",
+    },
+    "customers.py": {
+        "streams/silver/customers.py",
+        "quality/suites/silver/customers.py",
+        "api/dashboard/customers.py",
+    },
+    "inventory.py": {
+        "streams/silver/inventory.py",
+        "quality/suites/silver/inventory.py",
+        "api/routes/inventory.py",
+    },
+    "order_items.py": {"streams/silver/order_items.py", "quality/suites/silver/order_items.py"},
+    "orders.py": {"streams/silver/orders.py", "quality/suites/silver/orders.py"},
+    "sales_daily.py": {
+        "shopstream/contracts/sales_daily.py",
+        "streams/gold/sales_daily.py",
+        "quality/suites/gold/sales_daily.py",
+    },
+    # A command (cli/commands/<x>.py is `shopstream x`) or an API route named after the
+    # module whose subject it serves.
+    "alerts.py": {"api/routes/alerts.py", "cli/commands/alerts.py"},
+    "connectors.py": {"producers/cdc/connectors.py", "cli/commands/connectors.py"},
+    "monitoring.py": {"stack/monitoring.py", "cli/commands/monitoring.py"},
+    "topics.py": {"shopstream/topics.py", "cli/commands/topics.py"},
+    # One role in each process or part: its entry point (FastAPI's `main.py` builds the app),
+    # its Prometheus metrics, its response models (the dashboard's are its part of the one
+    # OpenAPI schema), what it prunes (and the daily batch step that calls each owner's).
+    "main.py": {"api/main.py", "cli/main.py"},
+    "metrics.py": {"alerts/metrics.py", "api/metrics.py", "batch/metrics.py", "streams/metrics.py"},
+    "models.py": {"api/models.py", "api/dashboard/models.py"},
+    "retention.py": {"alerts/retention.py", "quality/retention.py", "cli/daily_batch/retention.py"},
+}
+#: Names every package repeats by convention, meaning the same thing everywhere.
+_CONVENTIONAL = {"__init__.py", "conftest.py"}
+
+
+def shared_names(root: Path) -> dict[str, set[str]]:
+    """Every module name that two or more source modules (outside ``tests/``) carry, with
+    their paths."""
+    paths: dict[str, set[str]] = {}
+    for folder in (GROUND, *DEPLOYABLES, CLI, *OUTSIDE):
+        for path in (root / folder).rglob("*.py"):
+            if path.name not in _CONVENTIONAL:
+                paths.setdefault(path.name, set()).add(path.relative_to(root).as_posix())
+    return {name: found for name, found in paths.items() if len(found) > 1}
+
+
+def test_no_two_modules_share_a_name_with_two_meanings() -> None:
+    clashes = {
+        name: sorted(found)
+        for name, found in shared_names(PROJECT_ROOT).items()
+        if found != SAME_MEANING.get(name)
+    }
+    assert clashes == {}, "rename to what each holds, or add to SAME_MEANING saying why"
+
+
+def test_the_name_check_reports_a_shared_name(tmp_path: Path) -> None:
+    for name in (
+        # Two meanings under one name: the ops database and the workload's shop writes.
+        "alerts/store.py",
+        "producers/workload/store.py",
+        # Conventional names repeat freely; one module of a name is no clash.
+        "alerts/__init__.py",
+        "producers/__init__.py",
+        "streams/driver.py",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert shared_names(tmp_path) == {
+        "store.py": {"alerts/store.py", "producers/workload/store.py"}
+    }
+
+
 def test_top_level_folders_and_files_exist() -> None:
     for folder in TOP_LEVEL:
         assert (PROJECT_ROOT / folder).is_dir(), f"{folder}/ is missing"

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from alerts.delivery import deliver_pending, run_forever, worker
 from alerts.delivery.worker import Deliverer, DeliverySummary
-from alerts.store import connect
+from alerts.ops_db import connect
 from shopstream.settings import Settings
 
 if TYPE_CHECKING:  # the fixture lives in this folder's conftest

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 import pytest
 
-from alerts.store import connect
+from alerts.ops_db import connect
 from api.auth import hash_key
 from producers.cdc.connectors import apply_connectors
 from producers.workload.generator import GenerateOptions

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from alerts.delivery import deliver_pending
-from alerts.delivery.monitoring import webhook
+from alerts.delivery.monitoring_alerts import webhook
 from alerts.metrics import DeliveryMetrics
 from shopstream.observability import MetricsServer
 from shopstream.settings import Settings

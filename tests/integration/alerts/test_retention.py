@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from alerts.ops_db import connect
 from alerts.retention import prune
-from alerts.store import connect
 from cli.daily_batch import retention
 from shopstream.settings import Settings
 

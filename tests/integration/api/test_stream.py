@@ -4,51 +4,22 @@ after Last-Event-ID, then live transitions woken by NOTIFY or found by the fallb
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.feed import APPLICATION_NAME
-from api.main import create_app
 from shopstream.settings import Settings
+from tests.integration.serving import serving
 
 Auth = Any
 Seed = Any
 URL = "/v1/alerts/stream"
 # A stream that never delivers must fail the test, not hang the run.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-@contextmanager
-def serving(settings: Settings, **tuning: float) -> Iterator[str]:
-    """The app under uvicorn on a free port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, **tuning), log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start on 127.0.0.1", pytrace=False)
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 class Events:

@@ -20,16 +20,20 @@ yesterday:
   clean, the date's rows are replaced and report exactly those keys (the second also at the
   combined grain), and the run fails and pages.
 
-Each test works on copies taken when the pipeline caught up: of its lake (so that the marts,
-audit rows and corrupted rows one writes are seen by no other test) and of the shop's database
-(``Pipeline.source_copy``: what that lake answers to, whatever other tests have written into
-the shop since). It depends on no other test having run before or after it.
+The module works on copies taken when the pipeline caught up: of the lake (so that the
+marts, audit rows and corrupted rows it writes are seen by no other module) and of the shop's
+database (``Pipeline.source_copy``: what that lake answers to, whatever other tests have
+written into the shop since). The whole batch runs once, in the ``first_run`` fixture, which
+keeps what the first test checks (the lake's answers, the Slack and PagerDuty posts, what the
+Pushgateway held) as the run left them; the corruption test then works on the lake that run
+built, so the two tests may run in either order (a dbt build costs a minute or more here).
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from decimal import Decimal
@@ -52,7 +56,8 @@ from batch.reconcile.comparability import NOTE_PREFIX, TIME_FORMAT
 from shopstream.lake import tables as lake
 from shopstream.lake.reader import read_rows
 from shopstream.settings import Settings
-from tests.integration.conftest import HttpReceiver
+from tests.conftest import fresh_ops_database
+from tests.integration.conftest import HttpReceiver, running_receiver
 from tests.integration.pipeline import SHOPSTREAM, CatalogueChange, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -95,13 +100,12 @@ def _source_day(settings: Settings, day: date) -> dict[tuple[Any, ...], dict[str
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def history(
     converged_pipeline: Pipeline, stack: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> History:
-    """A copy of the converged lake and its source, with a state folder of the test's own
-    (metastore, data docs). Each test has its own: the batch's audit tables live in the lake,
-    and a failed run of a day there makes the next passing run of that day resolve its page."""
+    """A copy of the converged lake and its source, with a state folder of the module's own
+    (metastore, data docs)."""
     if converged_pipeline.problems:
         pytest.fail(
             "the pipeline fixture did not converge: " + "; ".join(converged_pipeline.problems),
@@ -127,6 +131,51 @@ def ops_database(ops_settings: Settings) -> str:
     """A fresh ops database for each test's batch runs: the incident a failed run opens (and
     a passing run of the same day resolves) belongs to the test that opened it."""
     return ops_settings.ops_pg_database
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    """The whole batch for the day, run once on the module's lake, and what it left: the
+    lake's audit rows and marts as read right after it, the posts it made, and the samples
+    the Pushgateway held (later runs of the session push over them)."""
+
+    done: subprocess.CompletedProcess[str]
+    steps: dict[str, dict[str, Any]]
+    reconciled: dict[tuple[Any, ...], dict[str, dict[str, Any]]]
+    mart: dict[tuple[Any, ...], dict[str, Any]]
+    mart_columns: dict[str, list[str]]
+    scores: list[dict[str, Any]]
+    slack: list[dict[str, Any]]
+    pages: list[dict[str, Any]]
+    pushed: dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+
+PUSHED = (
+    "shopstream_batch_last_run_success",
+    "shopstream_quality_score",
+    "shopstream_batch_step_duration_seconds",
+)
+
+
+@pytest.fixture(scope="module")
+def first_run(history: History, stack: Settings) -> Iterator[FirstRun]:
+    with running_receiver() as receiver, fresh_ops_database(stack) as ops:
+        done = _batch(history, receiver, ops.ops_pg_database, "--date", history.day.isoformat())
+        yield FirstRun(
+            done,
+            _latest_run(history.lake, history.day),
+            _reconciled(history.lake, history.day),
+            {tuple(r[k] for k in KEY): r for r in _rows(history.lake, "marts.agg_daily_sales")},
+            {
+                name: _columns(history.lake / "marts" / name[6:])
+                for name in lake.definitions()
+                if name.startswith("marts.")  # delta/marts.yml says what dbt writes
+            },
+            _rows(history.lake, "audit.quality_scores", run_date=history.day),
+            receiver.bodies("/slack"),
+            receiver.bodies("/v2/enqueue"),
+            {family: _pushed(stack, family) for family in PUSHED},
+        )
 
 
 def _batch(
@@ -185,6 +234,10 @@ def _reconciled(lake: Path, day: date) -> dict[tuple[Any, ...], dict[str, dict[s
     return found
 
 
+def _columns(table: Path) -> list[str]:
+    return [f.name for f in DeltaTable(str(table)).schema().fields]
+
+
 def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
     rows = _rows(lake, "audit.batch_runs", run_date=day)
     newest = max(r["started_at"] for r in rows)
@@ -193,17 +246,17 @@ def _latest_run(lake: Path, day: date) -> dict[str, dict[str, Any]]:
 
 
 def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
-    history: History, http_receiver: HttpReceiver, ops_database: str, stack: Settings
+    history: History, first_run: FirstRun
 ) -> None:
     source = _source_day(history.source, history.day)
     assert source, f"the generator wrote no order on {history.day}"
     moved, costed = history.change("category"), history.change("unit_cost")
     moved_keys, costed_keys = _keys_before(history, moved), _keys_before(history, costed)
     assert moved_keys and costed_keys, "no line before the mid-day changes"
-    done = _batch(history, http_receiver, ops_database, "--date", history.day.isoformat())
+    done = first_run.done
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
-    steps = _latest_run(history.lake, history.day)
+    steps = first_run.steps
     assert {s: r["status"] for s, r in steps.items()} == {
         "dbt": "success",
         "quality": "success",
@@ -214,17 +267,14 @@ def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
     assert steps["quality"]["quality_score"] == 1.0
     assert dict(steps["dbt"]["row_counts"])["marts.fct_orders"] > 0
 
-    for name in lake.definitions():
-        if name.startswith("marts."):  # delta/marts.yml says what dbt writes
-            actual = [
-                f.name for f in DeltaTable(str(history.lake / "marts" / name[6:])).schema().fields
-            ]
-            assert actual == [c.split()[0] for c in lake.table_def(name).columns], name
+    assert first_run.mart_columns
+    for name, actual in first_run.mart_columns.items():
+        assert actual == [c.split()[0] for c in lake.table_def(name).columns], name
 
-    reconciled = _reconciled(history.lake, history.day)
+    reconciled = first_run.reconciled
     assert all(r["is_match"] for rows in reconciled.values() for r in rows.values())
     # Every key PostgreSQL can answer for is the source's, exactly, in the mart too.
-    mart = {tuple(r[k] for k in KEY): r for r in _rows(history.lake, "marts.agg_daily_sales")}
+    mart = first_run.mart
     compared = 0
     for (grain, *key), rows in reconciled.items():
         for measure, row in rows.items():
@@ -267,33 +317,34 @@ def test_a_day_whose_catalogue_changed_builds_checks_and_reconciles(
     apart = dict(steps["reconcile"]["row_counts"])["source_not_comparable_keys"]
     assert apart >= len(moved_keys) * 2 and apart >= len(costed_keys)
 
-    scores = _rows(history.lake, "audit.quality_scores", run_date=history.day)
+    scores = first_run.scores
     assert {r["table_name"] for r in scores} >= {"silver.orders", "silver.customers"}
     assert all(r["score"] == 1.0 for r in scores)
     docs = Path(history.env["SHOPSTREAM_STATE_DIR"]) / "quality" / "data_docs" / "index.html"
     assert docs.is_file()
 
-    [summary] = http_receiver.bodies("/slack")
+    [summary] = first_run.slack
     assert summary["text"].startswith(f"*Daily batch for {history.day} succeeded")
     assert f"stream = batch for {apart} (source not comparable)" in summary["text"]
     named = "/".join(str(p) for p in next(iter(moved_keys)))
     assert f"{named}: source not comparable: category changed at" in summary["text"]
     assert "source not comparable" in done.stdout
-    assert http_receiver.bodies("/v2/enqueue") == []  # a passing day pages nobody
+    assert first_run.pages == []  # a passing day pages nobody
 
     # What Prometheus sees of the run, through the Pushgateway (monitoring's rules page on it).
     job = ("job", "shopstream-batch")
-    run = _pushed(stack, "shopstream_batch_last_run_success")
+    run = first_run.pushed["shopstream_batch_last_run_success"]
     assert run == {(("group", "run"), job, ("run_date", history.day.isoformat())): 1.0}
-    scores = _pushed(stack, "shopstream_quality_score")
+    scores = first_run.pushed["shopstream_quality_score"]
     newest = (("group", "quality"), job, ("run_age", "0"), ("table", "silver.orders"))
     assert scores[newest] == 1.0
-    durations = _pushed(stack, "shopstream_batch_step_duration_seconds")
+    durations = first_run.pushed["shopstream_batch_step_duration_seconds"]
     assert {dict(k)["step"] for k in durations} >= {"dbt", "quality", "reconcile", "notify"}
 
 
 def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
     history: History,
+    first_run: FirstRun,
     http_receiver: HttpReceiver,
     ops_database: str,
     spark: SparkSession,
@@ -301,17 +352,9 @@ def test_corrupted_gold_rows_are_reported_by_their_keys_and_page(
 ) -> None:
     # Two keys of the day get one more unit sold in the stream's gold only: one PostgreSQL
     # can answer for, and one of the re-categorised product's (stream against batch, and its
-    # categories combined against the source). The batch (dbt's marts, built here from
-    # silver first, with the date's reconciliation) and the source stay right.
-    built = _batch(
-        history,
-        http_receiver,
-        ops_database,
-        "--date",
-        history.day.isoformat(),
-        "--steps",
-        "dbt,reconcile",
-    )
+    # categories combined against the source). The batch (dbt's marts, built by the first run
+    # from silver, with the date's reconciliation) and the source stay right.
+    built = first_run.done
     assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
     source = _source_day(history.source, history.day)
     gold_day = _gold_day(history.lake, history.day)

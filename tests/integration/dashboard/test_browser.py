@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +19,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 
 from alerts.engine.apply import apply_batch
 from alerts.engine.changes import (
@@ -32,43 +28,18 @@ from alerts.engine.changes import (
     KafkaRecord,
     parse_batch,
 )
-from api.main import create_app
 from shopstream.lake import layout as lake_layout
 from shopstream.lake import reader as lake_reader
 from shopstream.low_stock import Thresholds
 from shopstream.settings import Settings
 from tests import dashboard_data
 from tests.browser import chromium, wait_until_drawn
+from tests.integration.serving import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 KEY = "dashboard-browser-test-key-0123456789"
 TODAY = datetime.now(UTC).date()
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The API under uvicorn on a free port of 127.0.0.1; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, warm_dashboard=True), log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start on 127.0.0.1", pytrace=False)
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 class Engine:
@@ -171,7 +142,7 @@ def dashboard(ops_settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Set
     for product_id, falls_to in ((1, 0), (2, 0), (3, 8), (4, 25), (5, 3)):
         records += [engine.stock(product_id, 1, 60, op="c"), engine.stock(product_id, 1, falls_to)]
     engine.apply(records)
-    with serving(settings) as url:
+    with serving(settings, warm_dashboard=True) as url:
         yield url, settings, engine
 
 
@@ -258,7 +229,7 @@ def test_an_empty_lake_shows_what_is_missing_instead_of_figures(
     ops_settings: Settings, tmp_path: Path
 ) -> None:
     settings = _settings(ops_settings, tmp_path)
-    with serving(settings) as url, chromium() as browser:
+    with serving(settings, warm_dashboard=True) as url, chromium() as browser:
         page = browser.new_page()
         page.goto(f"{url}/dashboard#key={KEY}")
         page.wait_for_selector("section#sales[data-state=error]")

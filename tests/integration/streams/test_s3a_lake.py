@@ -258,8 +258,8 @@ def test_the_arrow_path_writes_silver_and_gold_to_s3_and_spark_reads_them(
     server in one process.)"""
     import pyarrow as pa
 
+    from shopstream.lake import leases
     from shopstream.lake.delta_rs import Lake
-    from streams import leases
     from streams.microbatch_state import StateFiles
     from streams.queries import cdc
     from streams.silver.order_items import TABLE as ORDER_ITEMS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from alerts.engine.sql import EMPTY_PROJECTIONS, PROJECTIONS
-from alerts.store import SCHEMA_SQL
+from alerts.ops_db import SCHEMA_SQL
 
 #: Operator and delivery state: a rebuild must keep every row of these.
 KEPT = {"acks", "deliveries", "delivery_cursor", "monitoring_alerts"}

@@ -68,12 +68,6 @@ def test_a_query_is_running_while_its_lease_is_fresh_and_replaying_far_behind() 
     assert (starting.status, starting.running, starting.lag) == ("starting", True, None)
 
 
-def test_the_lease_ttl_is_the_streams_own() -> None:
-    from streams import leases
-
-    assert pipeline.LEASE_TTL_S == leases.TTL_S
-
-
 def test_the_engines_lag_and_heartbeat_age() -> None:
     stored = {"cdc.shop.inventory": {0: 10, 1: 20}}
     engine = pipeline.engine_lag(

@@ -32,9 +32,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from shopstream.lake import maintenance
 from shopstream.lake import tables as lake
 from shopstream.settings import Settings
-from streams import maintenance
 
 SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 TABLE = "silver.customers"
@@ -251,7 +251,7 @@ def test_optimize_and_vacuum_of_a_running_querys_table_refuse_in_one_line(
             "-c",
             "import time\n"
             "from shopstream.settings import Settings\n"
-            "from streams.leases import Holder\n"
+            "from shopstream.lake.leases import Holder\n"
             "holder = Holder(Settings(), 'cdc')\n"
             "holder.acquire()\n"
             "print('holding', flush=True)\n"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli.commands.batch import dates_from
-from cli.daily_batch.orchestrate import exclusive, parse_steps
+from cli.daily_batch.orchestrate import exclusive
+from cli.daily_batch.step_names import parse_steps
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
 

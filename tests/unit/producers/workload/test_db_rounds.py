@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from producers.workload.ops import OrderStatusChanged
-from producers.workload.store import _rounds
+from producers.workload.shop_writes import _rounds
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -19,11 +19,11 @@ import pytest
 from shopstream.lake.delta_rs import Lake
 from shopstream.low_stock import Thresholds
 from shopstream.settings import Settings
+from streams.kafka_source import KAFKA_RECORDS
 from streams.queries import cdc as query
 from streams.silver import cdc
 from streams.silver.customers import TABLE as CUSTOMERS
 from streams.silver.order_items import TABLE as ORDER_ITEMS
-from streams.sources import KAFKA_RECORDS
 
 _offsets = iter(range(1_000_000))
 THRESHOLDS = Thresholds(7.0, 3.0, 1.0)

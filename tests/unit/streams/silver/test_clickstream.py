@@ -15,9 +15,9 @@ from producers.clickstream.simulate import ClickRecord, ClickstreamSimulator
 from shopstream.contracts.clickstream import BAD_KIND_HEADER
 from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
+from streams.kafka_source import KAFKA_RECORDS
 from streams.queries import clickstream as query
 from streams.silver import clickstream
-from streams.sources import KAFKA_RECORDS
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 RECORDS = KAFKA_RECORDS

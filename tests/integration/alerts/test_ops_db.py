@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from alerts.store import connect, ensure_ops_database
+from alerts.ops_db import connect, ensure_ops_database
 from shopstream.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerts.store import connect
+from alerts.ops_db import connect
 from shopstream.errors import ShopstreamError
 from shopstream.settings import AlertsSettings
 

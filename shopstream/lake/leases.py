@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass
 import pyarrow.fs as pafs
 
 from shopstream.errors import ShopstreamError
-from shopstream.lake import tables as lake
+from shopstream.lake import layout as lake
 from shopstream.settings import LakeSettings
-from streams.microbatch_state import filesystem
 
 #: A lease not refreshed for this long belongs to a driver that is gone (killed, or its host
 #: lost): the writer refreshes it every ``REFRESH_S``.
@@ -53,7 +52,7 @@ class Lease:
 
 
 def _path(settings: LakeSettings, query: str) -> tuple[pafs.FileSystem, str]:
-    fs, root = filesystem(settings)
+    fs, root = lake.filesystem(settings)
     checkpoint = lake.checkpoint_path(settings.model_copy(update={"lake_root": root}), query)
     return fs, f"{checkpoint}/_writer.json"
 

@@ -1,4 +1,4 @@
-"""The alert list cache (api/cache.py) on a real ops database: cached pages are the route's
+"""The alert list cache (api/list_cache.py) on a real ops database: cached pages are the route's
 bytes, a notified transition or ack shows in the next list, the acking app reads its own
 write, a feed that is down turns the cache off, and keys, scopes and rate limits hold on
 cached pages.
@@ -24,8 +24,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.cache import cache_key
 from api.feed import APPLICATION_NAME, TransitionFeed
+from api.list_cache import cache_key
 from api.main import create_app
 from api.models import AlertPage
 from shopstream.settings import Settings

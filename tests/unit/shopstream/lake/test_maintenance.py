@@ -35,10 +35,10 @@ from pyspark.sql.types import (
 )
 
 from shopstream.errors import ShopstreamError
+from shopstream.lake import leases, maintenance
 from shopstream.lake import tables as lake
 from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
-from streams import leases, maintenance
 
 TABLE = "silver.customers"
 BASE_TIME = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -179,7 +179,7 @@ def running_cdc(lake_settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
         f"""
         import sys, time
         from shopstream.settings import Settings
-        from streams.leases import Holder
+        from shopstream.lake.leases import Holder
         holder = Holder(Settings(lake_root={lake_settings.lake_path!r}), "cdc")
         holder.acquire()
         print("holding", flush=True)

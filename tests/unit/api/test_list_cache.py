@@ -1,4 +1,4 @@
-"""The alert list cache (api/cache.py) around a stub route: entries bounded by count and
+"""The alert list cache (api/list_cache.py) around a stub route: entries bounded by count and
 bytes, least recently used first; an entry lasts for its TTL while the version stands and
 the feed listens; requests that miss while a page is made wait for it.
 
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from api.auth import ApiKey, Authenticator
-from api.cache import ListCache
 from api.feed import TransitionFeed
+from api.list_cache import ListCache
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 

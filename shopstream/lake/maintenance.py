@@ -7,7 +7,8 @@ the marts and the audit tables.
 
 One writer per table: a table a running streaming query writes is that query's to compact
 (it does so between batches) and vacuum. Maintenance of such a table refuses with the
-query's name while its lease is fresh (``streams.leases``).
+query's name while its lease is fresh (``shopstream.lake.leases``); which query writes
+which table is ``shopstream.lake.writers``.
 
 VACUUM never goes below Delta's safe retention (7 days, what concurrent readers, streaming
 checkpoints and time travel rely on) unless the caller forces it and no streaming driver is
@@ -31,12 +32,11 @@ from pyspark.errors import IllegalArgumentException
 from pyspark.sql import SparkSession
 
 from shopstream.errors import ShopstreamError
+from shopstream.lake import leases, writers
 from shopstream.lake import tables as lake
 from shopstream.lake.delta_rs import TARGET_FILE_BYTES, Lake
 from shopstream.pidfiles import running_job_pid
 from shopstream.settings import LakeSettings, SparkSettings
-from streams import driver as runner
-from streams import leases
 
 #: Delta's default ``delta.deletedFileRetentionDuration`` (7 days): the shortest retention
 #: Delta itself accepts without ``retentionDurationCheck`` turned off.
@@ -300,7 +300,7 @@ def _first_line(exc: BaseException) -> str:
 
 def running_writer(settings: LakeSettings, name: str) -> str | None:
     """Why ``name`` cannot be maintained now (its writer runs), or None when it can."""
-    query = runner.writer_of(name)
+    query = writers.writer_of(name)
     if query is None:
         return None
     lease = leases.holder(settings, query)

@@ -14,7 +14,7 @@ from alerts.delivery.messages import (
     monitoring_pagerduty_event,
     monitoring_slack_message,
 )
-from alerts.delivery.monitoring import MonitoringAlert, WebhookError, parse_webhook
+from alerts.delivery.monitoring_alerts import MonitoringAlert, WebhookError, parse_webhook
 
 
 def _alert(**over: Any) -> dict[str, Any]:

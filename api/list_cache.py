@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppContext, admit, presented_key
-from api.errors import ApiError
+from api.problems import ApiError
 
 #: The cached route.
 PATH = "/v1/alerts/low-stock"
