@@ -14,16 +14,16 @@ import psycopg
 from psycopg import sql
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import OpsDbSettings
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 
 
-def _describe(settings: Settings) -> str:
+def _describe(settings: OpsDbSettings) -> str:
     return f"{settings.ops_pg_host}:{settings.ops_pg_port}/{settings.ops_pg_database}"
 
 
-def ensure_ops_database(settings: Settings) -> None:
+def ensure_ops_database(settings: OpsDbSettings) -> None:
     """Create the ops database if it is missing and apply the schema (idempotent)."""
     admin = settings.ops_server_conninfo("postgres")
     try:
@@ -52,7 +52,7 @@ def ensure_ops_database(settings: Settings) -> None:
         ) from exc
 
 
-def connect(settings: Settings, *, autocommit: bool = False) -> psycopg.Connection:
+def connect(settings: OpsDbSettings, *, autocommit: bool = False) -> psycopg.Connection:
     """A connection to the ops database; raises ShopstreamError when it is unreachable."""
     try:
         return psycopg.connect(settings.ops_pg_conninfo, autocommit=autocommit, connect_timeout=5)

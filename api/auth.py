@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 
 SCOPES = ("read", "ack")
 LOCAL_KEY_NAME = "local"
@@ -61,11 +61,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def local_key_path(settings: Settings) -> Path:
+def local_key_path(settings: ApiSettings) -> Path:
     return settings.state_dir / "api-key"
 
 
-def ensure_local_key(settings: Settings) -> str:
+def ensure_local_key(settings: ApiSettings) -> str:
     """The local profile's key, generated on first use. Safe when several processes (uvicorn
     workers) race: the file appears atomically, complete, and only the first one wins."""
     path = local_key_path(settings)
@@ -87,14 +87,14 @@ def ensure_local_key(settings: Settings) -> str:
     return key
 
 
-def load_keys(settings: Settings) -> tuple[ApiKey, ...]:
+def load_keys(settings: ApiSettings) -> tuple[ApiKey, ...]:
     """The keys this API accepts; a malformed ``SHOPSTREAM_API_KEYS`` is a one-line error."""
     raw = settings.api_keys.strip()
     if not raw:
-        if settings.env != "local":  # never serve keyless outside the local profile
-            raise ShopstreamError(
-                "SHOPSTREAM_API_KEYS must list at least one key when SHOPSTREAM_ENV=prod", 2
-            )
+        # ApiSettings refuses this at start-up in prod; settings copied or constructed
+        # without validation (model_copy) reach here, and a key is generated only locally.
+        if settings.env != "local":
+            raise ShopstreamError("; ".join(settings.api_problems()), 2)
         key = ensure_local_key(settings)
         digest = hashlib.sha256(key.encode("utf-8")).digest()
         return (ApiKey(LOCAL_KEY_NAME, digest, frozenset(SCOPES)),)

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from api.models import Check
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 
 log = logging.getLogger("api.checks")
 
@@ -74,7 +74,7 @@ class KafkaProbe(CachedProbe):
 class LakeProbe(CachedProbe):
     """The lake root exists (a local folder) or its bucket answers (``s3a://``)."""
 
-    def __init__(self, settings: Settings, cache_s: float = 5.0):
+    def __init__(self, settings: ApiSettings, cache_s: float = 5.0):
         super().__init__(cache_s)
         self.settings = settings
 

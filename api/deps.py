@@ -22,7 +22,7 @@ from api.metrics import Metrics
 from api.models import Scope
 from api.problems import WWW_AUTHENTICATE, ApiError
 from api.ratelimit import RateLimiter
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 
 Conn = AsyncConnection[dict[str, Any]]
 
@@ -31,7 +31,7 @@ Conn = AsyncConnection[dict[str, Any]]
 class AppContext:
     """Everything one app instance shares between requests; built in ``create_app``."""
 
-    settings: Settings
+    settings: ApiSettings
     authenticator: Authenticator
     limiter: RateLimiter
     metrics: Metrics

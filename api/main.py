@@ -29,7 +29,7 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import RateLimiter
 from api.routes import alerts, dashboard, dashboard_page, deliveries, health, inventory, stream
 from shopstream.lake import layout as lake_layout
-from shopstream.settings import Settings, get_settings
+from shopstream.settings import ApiSettings, get_settings
 
 #: Connections per app (per uvicorn worker). A list request holds one for a single query.
 POOL_MIN, POOL_MAX = 2, 8
@@ -47,7 +47,7 @@ Locally, `shopstream api key` prints one. Reading needs the `read` scope, acknow
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: ApiSettings | None = None,
     *,
     sse_poll_s: float = 1.0,
     sse_keepalive_s: float = 15.0,
@@ -60,7 +60,7 @@ def create_app(
     the transition stream's fallback poll and keep-alive, the gold cache's TTL, the alert
     list cache's TTL (0: no list cache) and the dashboard's lake caches (``warm_dashboard``:
     read them at start-up, so the first page waits for no read)."""
-    settings = settings or get_settings()
+    settings = settings or get_settings(ApiSettings)
     keys = load_keys(settings)  # a malformed SHOPSTREAM_API_KEYS fails here, not per request
     kwargs: dict[str, Any] = {
         "autocommit": True,
@@ -140,4 +140,4 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The uvicorn factory: settings from the environment (``SHOPSTREAM_*``, ``.env``)."""
-    return create_app(get_settings(), warm_dashboard=True)
+    return create_app(get_settings(ApiSettings), warm_dashboard=True)

@@ -24,7 +24,7 @@ from datetime import date
 from typing import Any
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import PROJECT_ROOT, Settings
+from shopstream.settings import PROJECT_ROOT, BatchSettings
 from shopstream.step_result import Status, StepResult
 
 STEP = "dbt"
@@ -67,12 +67,12 @@ class NodeOutcome:
         return self.status in FAILING
 
 
-def dbt_vars(settings: Settings, run_date: date) -> str:
+def dbt_vars(settings: BatchSettings, run_date: date) -> str:
     """The ``--vars`` of a run: the day being built and the lake (JSON, which is YAML)."""
     return json.dumps({"run_date": run_date.isoformat(), "lake_root": settings.lake_path})
 
 
-def dbt_args(settings: Settings, run_date: date, *, full_refresh: bool = False) -> list[str]:
+def dbt_args(settings: BatchSettings, run_date: date, *, full_refresh: bool = False) -> list[str]:
     """The command line of ``dbt build`` for one run date. Pure."""
     state = settings.state_dir / "dbt"
     args = [
@@ -198,7 +198,7 @@ def _display_name(unique_id: str, name: str, schema: str | None) -> str:
 
 
 def run(
-    settings: Settings,
+    settings: BatchSettings,
     run_date: date,
     *,
     full_refresh: bool = False,
@@ -270,7 +270,7 @@ def run(
     )
 
 
-def count_marts(settings: Settings, run_date: date) -> dict[str, int]:
+def count_marts(settings: BatchSettings, run_date: date) -> dict[str, int]:
     """Rows of each mart for ``run_date`` (dimensions: all rows), read by path from the lake.
 
     By path, so the count is the same for either target (the marts live at
@@ -298,12 +298,12 @@ def count_marts(settings: Settings, run_date: date) -> dict[str, int]:
     return rows
 
 
-def mart_path(settings: Settings, name: str) -> str:
+def mart_path(settings: BatchSettings, name: str) -> str:
     """Where dbt writes a mart (``location_root`` in dbt_project.yml)."""
     return f"{settings.lake_path.rstrip('/')}/marts/{name}"
 
 
-def _check_configuration(settings: Settings) -> Any:
+def _check_configuration(settings: BatchSettings) -> Any:
     """The Spark session dbt will use (None for the cluster target), or ShopstreamError."""
     if not (PROJECT_DIR / "dbt_project.yml").is_file():
         raise ShopstreamError(f"the dbt project is missing: no {PROJECT_DIR / 'dbt_project.yml'}")
@@ -375,7 +375,7 @@ def _quiet_logs(spark: Any) -> Iterator[None]:
             configurator.setLevel(name, was)
 
 
-def _check_catalog_lake(spark: Any, settings: Settings) -> None:
+def _check_catalog_lake(spark: Any, settings: BatchSettings) -> None:
     """A metastore that registered silver from another lake would silently read that lake."""
     # The catalogue loads pyspark (see `mart_rows`); a session exists by now.
     from shopstream.lake import tables as lake

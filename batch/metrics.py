@@ -30,7 +30,7 @@ from datetime import date
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import push_to_gateway
 
-from shopstream.settings import Settings
+from shopstream.settings import BatchSettings
 from shopstream.step_result import StepResult
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def quality_registry(recent: Iterable[tuple[str, int, float]]) -> CollectorRegis
     return registry
 
 
-def push(settings: Settings, registry: CollectorRegistry, grouping: Mapping[str, str]) -> bool:
+def push(settings: BatchSettings, registry: CollectorRegistry, grouping: Mapping[str, str]) -> bool:
     """Replace one group on the Pushgateway; False (and a warning) when it cannot be reached."""
     try:
         push_to_gateway(

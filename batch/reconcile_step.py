@@ -44,7 +44,7 @@ from batch.reconcile.compare import (
 )
 from shopstream.contracts.sales_daily import SALES_DAILY_KEY, SALES_DAILY_MEASURES
 from shopstream.lake import tables as lake
-from shopstream.settings import Settings
+from shopstream.settings import BatchSettings
 from shopstream.step_result import StepResult
 
 KEYS = SALES_DAILY_KEY
@@ -55,7 +55,7 @@ MART = "marts.agg_daily_sales"
 LINES = "int_order_items_enriched"
 
 
-def lines_path(settings: Settings) -> str:
+def lines_path(settings: BatchSettings) -> str:
     """Where dbt writes ``int_order_items_enriched`` (``location_root`` in dbt_project.yml)."""
     return f"{settings.lake_path.rstrip('/')}/intermediate/{LINES}"
 
@@ -67,7 +67,7 @@ def _polars(frame: DataFrame) -> pl.DataFrame:
 
 
 def diverged_lines(
-    spark: SparkSession, settings: Settings, run_date: date, catalogue: pl.DataFrame
+    spark: SparkSession, settings: BatchSettings, run_date: date, catalogue: pl.DataFrame
 ) -> pl.DataFrame:
     """The day's lines the comparability rule sets apart: only those of products whose
     category or cost changed since the day began are read."""
@@ -107,7 +107,7 @@ def audit_frame(
 
 def run(
     spark: SparkSession,
-    settings: Settings,
+    settings: BatchSettings,
     run_date: date,
     run_id: str,
     *,

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from shopstream.lake import tables as lake
-from shopstream.settings import Settings
+from shopstream.settings import BatchSettings
 from shopstream.step_result import StepResult
 
 TABLE = "audit.batch_runs"
@@ -37,7 +37,7 @@ class StepRow:
 
 
 def append(
-    spark: SparkSession, settings: Settings, rows: list[StepRow], steps: tuple[str, ...]
+    spark: SparkSession, settings: BatchSettings, rows: list[StepRow], steps: tuple[str, ...]
 ) -> None:
     """Append the rows of one run (one Delta commit)."""
     if not rows:
@@ -65,7 +65,7 @@ def append(
     frame.write.format("delta").mode("append").save(path)
 
 
-def latest(spark: SparkSession, settings: Settings, run_date: date) -> dict[str, StepResult]:
+def latest(spark: SparkSession, settings: BatchSettings, run_date: date) -> dict[str, StepResult]:
     """The latest recorded result of each step for ``run_date`` (empty if none), leaving out
     steps that ran before the latest dbt build."""
     path = lake.table_path(settings, TABLE)

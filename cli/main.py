@@ -7,6 +7,7 @@ import sys
 import click
 import typer
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 from rich.markup import escape
 from typer._click.exceptions import ClickException as TyperClickException
@@ -52,6 +53,14 @@ batch.register(app)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _problem(error: ErrorDetails) -> str:
+    """One field's error names its variable; a class's production check (no field) says
+    which variables itself."""
+    if not error["loc"]:
+        return error["msg"].removeprefix("Value error, ")
+    return f"SHOPSTREAM_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr, never a traceback."""
     try:
@@ -63,10 +72,7 @@ def main() -> None:
         _err.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"SHOPSTREAM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e) for e in exc.errors())
         _err.print(f"[bold red]error:[/] invalid configuration: {escape(problems)}")
         sys.exit(2)
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ from quality.source_counts import source_counts
 from quality.suite import LIVE_SLACK, SourceCounts, TableSuite
 from quality.suites import SUITES
 from shopstream.lake import tables as lake
-from shopstream.settings import Settings
+from shopstream.settings import QualitySettings
 from shopstream.step_result import StepResult
 
 STEP = "quality"
@@ -55,7 +55,7 @@ def _summary(result: TableResult) -> str:
 
 def check(
     spark: SparkSession,
-    settings: Settings,
+    settings: QualitySettings,
     frames: Mapping[str, DataFrame],
     run_date: date,
     run_id: str,
@@ -136,7 +136,7 @@ def check(
     )
 
 
-def read_table(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
+def read_table(spark: SparkSession, settings: QualitySettings, name: str) -> DataFrame:
     """Silver and gold by path (the lake), the marts through the batch session's catalog."""
     if name.startswith("marts."):
         return spark.table(name)
@@ -144,7 +144,7 @@ def read_table(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
 
 
 def read_tables(
-    spark: SparkSession, settings: Settings, names: Iterable[str]
+    spark: SparkSession, settings: QualitySettings, names: Iterable[str]
 ) -> tuple[dict[str, DataFrame], list[str]]:
     """The tables that could be read, and one line for each that could not."""
     frames: dict[str, DataFrame] = {}
@@ -160,7 +160,7 @@ def read_tables(
 
 def run(
     spark: SparkSession,
-    settings: Settings,
+    settings: QualitySettings,
     run_date: date,
     run_id: str,
     *,

@@ -21,7 +21,7 @@ from great_expectations.data_context import AbstractDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.datasource.fluent import PandasDatasource
 
-from shopstream.settings import Settings
+from shopstream.settings import QualitySettings
 
 SITE = "local_site"
 #: The name of the pandas source. Contexts written before it held a Spark source named "lake";
@@ -34,7 +34,7 @@ BATCH_DEFINITION = "whole_dataframe"
 INDEX_RESULTS_LIMIT = 400
 
 
-def quality_dir(settings: Settings) -> Path:
+def quality_dir(settings: QualitySettings) -> Path:
     return settings.state_dir / "quality"
 
 

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from quality.checkpoints import TableResult
 from shopstream.lake import tables as lake
-from shopstream.settings import Settings
+from shopstream.settings import QualitySettings
 
 NAME = "audit.quality_scores"
 
@@ -44,7 +44,9 @@ def score_frame(
     return spark.createDataFrame(rows, lake.table_def(NAME).schema())
 
 
-def write_scores(spark: SparkSession, settings: Settings, scores: DataFrame, run_date: date) -> str:
+def write_scores(
+    spark: SparkSession, settings: QualitySettings, scores: DataFrame, run_date: date
+) -> str:
     """Replace the run date's rows with ``scores``; returns the table's path."""
     path = lake.ensure_table(spark, settings, NAME)
     (

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shopstream.settings import Settings
+from shopstream.settings import LowStockSettings
 
 #: Severity names, mildest first.
 SEVERITIES = ("warning", "high", "critical")
@@ -88,7 +88,7 @@ class Thresholds:
     critical_days: float
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Thresholds:
+    def from_settings(cls, settings: LowStockSettings) -> Thresholds:
         return cls(
             settings.low_stock_horizon_days,
             settings.low_stock_high_cover_days,

@@ -31,7 +31,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from shopstream.settings import Settings
+from shopstream.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ PostRoute = Callable[[bytes], tuple[int, str]]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
-def targets_dir(settings: Settings) -> Path:
+def targets_dir(settings: MetricsSettings) -> Path:
     """Where processes register for scraping (the local Prometheus's file_sd folder)."""
     return settings.state_dir / "prometheus" / "targets"
 
 
-def register_target(settings: Settings, job: str, port: int) -> Path:
+def register_target(settings: MetricsSettings, job: str, port: int) -> Path:
     """Ask the local Prometheus to scrape ``127.0.0.1:<port>/metrics`` as ``job``.
 
     Dead siblings of the same job are pruned first (this process replaces them). Returns the
@@ -69,7 +69,7 @@ def unregister_target(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def prune_targets(settings: Settings, job: str | None = None) -> list[Path]:
+def prune_targets(settings: MetricsSettings, job: str | None = None) -> list[Path]:
     """Remove the registrations (of ``job``, or all) whose port no longer listens."""
     removed = []
     for path in sorted(targets_dir(settings).glob("*.json")):
@@ -100,7 +100,7 @@ class MetricsServer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: MetricsSettings,
         job: str,
         registry: CollectorRegistry,
         port: int,

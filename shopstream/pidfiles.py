@@ -11,18 +11,18 @@ from pathlib import Path
 
 import psutil
 
-from shopstream.settings import Settings
+from shopstream.settings import SettingsBase
 
 #: What the command line of every shopstream job contains (guards against recycled pids).
 JOB_MARKER = "shopstream"
 
 
-def job_pidfile(settings: Settings, name: str) -> Path:
+def job_pidfile(settings: SettingsBase, name: str) -> Path:
     """The pid file of the background job ``name`` (``shopstream <name> ...`` run detached)."""
     return settings.run_dir / f"job-{name}.pid"
 
 
-def running_job_pid(settings: Settings, name: str) -> int | None:
+def running_job_pid(settings: SettingsBase, name: str) -> int | None:
     """The pid of the background job ``name`` if it runs, else None."""
     pid = read_pid(job_pidfile(settings, name))
     return pid if pid_alive(pid, JOB_MARKER) else None

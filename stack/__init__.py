@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import StackSettings
 from shopstream.shop_db.migrate import migrate
 from shopstream.topics import ensure_topics
 from stack.jobs import all_jobs
@@ -41,7 +41,7 @@ class Stack:
     monitoring: tuple[Service, ...]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Stack:
+    def from_settings(cls, settings: StackSettings) -> Stack:
         return cls(
             Postgres(settings),
             OpsPostgres(settings),
@@ -123,12 +123,12 @@ class Stack:
             report(f"deleted {state}")
 
 
-def migrate_database(settings: Settings) -> list[str]:
+def migrate_database(settings: StackSettings) -> list[str]:
     """Apply the shop schema migrations (idempotent)."""
     return migrate(settings)
 
 
-def ensure_all_topics(settings: Settings) -> list[str]:
+def ensure_all_topics(settings: StackSettings) -> list[str]:
     try:
         return ensure_topics(settings.bootstrap_servers)
     except Exception as exc:  # KafkaException carries the broker's reason

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shopstream.pidfiles import JOB_MARKER, job_pidfile, pid_alive, read_pid
-from shopstream.settings import Settings
+from shopstream.settings import StackSettings
 from stack import process
 
 
 @dataclass(frozen=True)
 class Job:
-    settings: Settings
+    settings: StackSettings
     name: str
 
     @property
@@ -59,7 +59,7 @@ class Job:
         return True
 
 
-def all_jobs(settings: Settings) -> list[Job]:
+def all_jobs(settings: StackSettings) -> list[Job]:
     """Every job that has a pid file, running or not."""
     if not settings.run_dir.exists():
         return []

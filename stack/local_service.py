@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from shopstream.pidfiles import pid_alive, read_pid
-from shopstream.settings import Settings
+from shopstream.settings import StackSettings
 from stack import process
 
 
@@ -34,7 +34,7 @@ class Service(ABC):
 
     name: str
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
 
     # Layout ------------------------------------------------------------------------------

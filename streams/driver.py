@@ -37,7 +37,7 @@ from shopstream.lake.delta_rs import Lake
 from shopstream.lake.leases import Holder
 from shopstream.low_stock import Thresholds
 from shopstream.observability import MetricsServer
-from shopstream.settings import Settings
+from shopstream.settings import StreamsSettings
 from streams import step_timings as steps
 from streams.bronze import raw as bronze
 from streams.kafka_source import kafka_stream
@@ -58,9 +58,9 @@ class QuerySpec:
     name: str
     topics: tuple[str, ...]
     writes: tuple[str, ...]
-    #: The trigger interval's layer (``Settings.trigger_s``) and the scheduler pool.
+    #: The trigger interval's layer (``StreamsSettings.trigger_s``) and the scheduler pool.
     layer: str
-    start: Callable[[SparkSession, Settings, StreamMetrics], StreamingQuery]
+    start: Callable[[SparkSession, StreamsSettings, StreamMetrics], StreamingQuery]
     #: True when the query's batches are counted from Spark's progress reports (a Spark
     #: sink) rather than observed by its own ``foreachBatch``.
     counted_from_progress: bool = False
@@ -68,7 +68,7 @@ class QuerySpec:
 
 def arrow_query(
     spark: SparkSession,
-    settings: Settings,
+    settings: StreamsSettings,
     name: str,
     topics: tuple[str, ...],
     columns: tuple[str, ...],
@@ -128,7 +128,9 @@ def _quiet_falling_behind(spark: SparkSession) -> None:
     )
 
 
-def start_cdc(spark: SparkSession, settings: Settings, metrics: StreamMetrics) -> StreamingQuery:
+def start_cdc(
+    spark: SparkSession, settings: StreamsSettings, metrics: StreamMetrics
+) -> StreamingQuery:
     tables = Lake(settings)
     tables.ensure(cdc.WRITES)
     thresholds = Thresholds.from_settings(settings)
@@ -145,7 +147,7 @@ def start_cdc(spark: SparkSession, settings: Settings, metrics: StreamMetrics) -
 
 
 def start_clickstream(
-    spark: SparkSession, settings: Settings, metrics: StreamMetrics
+    spark: SparkSession, settings: StreamsSettings, metrics: StreamMetrics
 ) -> StreamingQuery:
     tables = Lake(settings)
     tables.ensure(clickstream.WRITES)
@@ -170,7 +172,7 @@ class Housekeeping:
     """A query's upkeep of its own tables between batches: compaction once small files pile
     up, and a vacuum every few hours. No other process may do either while it runs."""
 
-    def __init__(self, tables: Lake, names: tuple[str, ...], settings: Settings) -> None:
+    def __init__(self, tables: Lake, names: tuple[str, ...], settings: StreamsSettings) -> None:
         self.tables, self.names, self.settings = tables, names, settings
         self.last_vacuum = time.monotonic()
 
@@ -263,7 +265,7 @@ def stop_between_batches(
 
 def run(
     spark: SparkSession,
-    settings: Settings,
+    settings: StreamsSettings,
     only: list[str] | None = None,
     report: Report = print,
     progress_every_s: float = 30.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
-from shopstream.settings import Settings
+from shopstream.settings import StreamsSettings
 
 #: A micro-batch of the Kafka source as ``toArrow()`` hands it to Python (the columns the
 #: queries select): what every Arrow-native batch function takes.
@@ -22,7 +22,7 @@ KAFKA_RECORDS = pa.schema(
 )
 
 
-def kafka_stream(spark: SparkSession, settings: Settings, *topics: str) -> DataFrame:
+def kafka_stream(spark: SparkSession, settings: StreamsSettings, *topics: str) -> DataFrame:
     """A stream of raw Kafka records from the earliest offset a new checkpoint has seen.
 
     ``failOnDataLoss`` stays on: in a Kappa system the log is the truth, and offsets that

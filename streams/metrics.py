@@ -34,7 +34,7 @@ from pyarrow import fs as pafs
 from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.lake.layout import filesystem
-from shopstream.settings import Settings
+from shopstream.settings import StreamsSettings
 from streams import step_timings as steps
 
 log = logging.getLogger("streams")
@@ -68,7 +68,7 @@ def progress_offsets(progress: Mapping[str, Any] | None) -> Offsets | None:
     return found
 
 
-def checkpoint_offsets(settings: Settings, query: str) -> Offsets | None:
+def checkpoint_offsets(settings: StreamsSettings, query: str) -> Offsets | None:
     """The end offsets of the query's last committed batch, read from its checkpoint.
 
     ``commits/<n>`` marks batch ``n`` done; ``offsets/<n>`` holds its end offsets on its
@@ -220,7 +220,7 @@ class Watcher:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: StreamsSettings,
         metrics: StreamMetrics,
         interval_s: float,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),

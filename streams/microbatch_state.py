@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 
 from shopstream.lake import tables as lake
 from shopstream.lake.layout import filesystem
-from shopstream.settings import Settings
+from shopstream.settings import StreamsSettings
 
 #: Files kept per state folder: enough for a replay of the last batch, and some to inspect.
 KEEP = 10
@@ -31,7 +31,7 @@ _NAME = re.compile(r"(-?\d+)\.json")
 class StateFiles:
     """One query's state folder: ``<lake>/_checkpoints/<query>/<name>``."""
 
-    def __init__(self, settings: Settings, query: str, name: str) -> None:
+    def __init__(self, settings: StreamsSettings, query: str, name: str) -> None:
         self.fs, root = filesystem(settings)
         checkpoint = lake.checkpoint_path(settings.model_copy(update={"lake_root": root}), query)
         self.folder = f"{checkpoint}/{name}"

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import AlertsSettings
 
 #: Connect/read timeout of every send: a hung receiver must not hold the worker up long.
 TIMEOUT_S = 10.0
@@ -178,18 +178,18 @@ def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
     )
 
 
-def email_recipients(settings: Settings) -> list[str]:
+def email_recipients(settings: AlertsSettings) -> list[str]:
     return [r.strip() for r in settings.alerts_email_to.split(",") if r.strip()]
 
 
-def public_url(settings: Settings) -> str:
+def public_url(settings: AlertsSettings) -> str:
     """Where links in notifications point: the API's public base URL."""
     return (settings.alerts_public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip(
         "/"
     )
 
 
-def notifiers_from_settings(settings: Settings) -> dict[str, Notifier]:
+def notifiers_from_settings(settings: AlertsSettings) -> dict[str, Notifier]:
     """A notifier for each configured channel, by channel name.
 
     Half an email configuration (a server without recipients, or the reverse) is an error,

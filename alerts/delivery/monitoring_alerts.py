@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.ops_db import connect
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def store(conn: psycopg.Connection[Any], alerts: list[MonitoringAlert]) -> int:
 
 
 def webhook(
-    settings: Settings, on_received: Callable[[int, int], None] | None = None
+    settings: AlertsSettings, on_received: Callable[[int, int], None] | None = None
 ) -> Callable[[bytes], tuple[int, str]]:
     """The ``POST /alertmanager`` route: 200 once stored, 400 for a body that is not a
     webhook message (logged; retrying cannot fix it), 503 while the ops database is

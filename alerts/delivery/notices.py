@@ -24,7 +24,7 @@ from alerts.delivery.channels import (
     email_recipients,
     notifiers_from_settings,
 )
-from shopstream.settings import Settings
+from shopstream.settings import AlertsSettings
 
 Severity = Literal["info", "warning", "critical", "resolved"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical", "resolved")
@@ -112,7 +112,7 @@ def pagerduty_event(notice: Notice) -> dict[str, Any] | None:
     }
 
 
-def payload_for(channel: str, notice: Notice, settings: Settings) -> dict[str, Any] | None:
+def payload_for(channel: str, notice: Notice, settings: AlertsSettings) -> dict[str, Any] | None:
     if channel == "slack":
         return slack_message(notice)
     if channel == "email":
@@ -123,7 +123,7 @@ def payload_for(channel: str, notice: Notice, settings: Settings) -> dict[str, A
 
 
 def send_notice(
-    settings: Settings,
+    settings: AlertsSettings,
     notice: Notice,
     *,
     notifiers: dict[str, Notifier] | None = None,
@@ -158,7 +158,7 @@ def send_notice(
 
 
 def _send_with_retries(
-    settings: Settings,
+    settings: AlertsSettings,
     notifier: Notifier,
     payload: dict[str, Any],
     report: Callable[[str], None],

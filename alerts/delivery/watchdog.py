@@ -33,7 +33,7 @@ from typing import Literal
 
 import psycopg
 
-from shopstream.settings import Settings
+from shopstream.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class Watchdog:
     """Checks the pipeline against the ops database and the lake; remembers what the
     database does not say (how long the lake has waited, how long no heartbeat came)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AlertsSettings) -> None:
         self.bound_s = settings.alerts_freshness_bound_s
         self.lake_bound_s = settings.alerts_lake_freshness_bound_s
         self.lake_path = settings.lake_path

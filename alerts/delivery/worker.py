@@ -67,7 +67,7 @@ from alerts.delivery.watchdog import PipelineEvent, Watchdog
 from alerts.metrics import DeliveryMetrics, kind_family
 from alerts.ops_db import connect
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class DeliverySummary:
 class Deliverer:
     """Routing, sending and the watchdog, over one ops-database connection at a time."""
 
-    def __init__(self, settings: Settings, metrics: DeliveryMetrics | None = None) -> None:
+    def __init__(self, settings: AlertsSettings, metrics: DeliveryMetrics | None = None) -> None:
         self.metrics = metrics or DeliveryMetrics()
         notifiers = notifiers_from_settings(settings)
         try:
@@ -521,7 +521,7 @@ def _try_lock(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
-def check_config(settings: Settings) -> None:
+def check_config(settings: AlertsSettings) -> None:
     """Raise ShopstreamError (one line, exit code 2) when the delivery settings are wrong.
 
     For ``shopstream alerts run`` to call before it starts the worker's thread.
@@ -529,7 +529,7 @@ def check_config(settings: Settings) -> None:
     Deliverer(settings).close()
 
 
-def deliver_pending(settings: Settings) -> DeliverySummary:
+def deliver_pending(settings: AlertsSettings) -> DeliverySummary:
     """One pass: check the pipeline, route every new transition, send everything pending,
     waiting out retries until nothing is pending."""
     deliverer = Deliverer(settings)
@@ -564,7 +564,7 @@ def deliver_pending(settings: Settings) -> DeliverySummary:
 
 
 def run_forever(
-    settings: Settings, stop: threading.Event, metrics: DeliveryMetrics | None = None
+    settings: AlertsSettings, stop: threading.Event, metrics: DeliveryMetrics | None = None
 ) -> None:
     """Deliver and watch until ``stop`` is set; survives the ops database going away.
 
@@ -588,7 +588,7 @@ def run_forever(
 
 
 def _serve(
-    deliverer: Deliverer, settings: Settings, stop: threading.Event, first_check: float
+    deliverer: Deliverer, settings: AlertsSettings, stop: threading.Event, first_check: float
 ) -> None:
     with (
         connect(settings, autocommit=True) as conn,

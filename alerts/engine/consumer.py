@@ -30,7 +30,7 @@ from alerts.engine.changes import (
 )
 from shopstream.errors import ShopstreamError
 from shopstream.low_stock import Thresholds
-from shopstream.settings import Settings
+from shopstream.settings import AlertsSettings
 
 #: Up to this many records per batch (one transaction); fewer when the log is quiet.
 MAX_BATCH = 5000
@@ -67,7 +67,7 @@ class Progress:
         return None if self.lags is None else sum(self.lags.values())
 
 
-def new_consumer(settings: Settings, client_id: str) -> Consumer:
+def new_consumer(settings: AlertsSettings, client_id: str) -> Consumer:
     return Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -125,7 +125,7 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AlertsSettings,
         *,
         report: Report | None = None,
         on_progress: Callable[[Progress], None] | None = None,

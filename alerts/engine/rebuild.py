@@ -28,7 +28,7 @@ from alerts.engine.consumer import (
 )
 from shopstream.errors import ShopstreamError
 from shopstream.low_stock import Thresholds
-from shopstream.settings import Settings
+from shopstream.settings import AlertsSettings
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class RebuildSummary:
     delivery_cursor: int | None
 
 
-def rebuild(settings: Settings, report: Report, *, idle_s: float = 3.0) -> RebuildSummary:
+def rebuild(settings: AlertsSettings, report: Report, *, idle_s: float = 3.0) -> RebuildSummary:
     """Recompute every projection from the earliest offsets, in one transaction.
 
     The log is replayed up to where the engine had got (its stored offsets), so the rebuilt
@@ -100,7 +100,7 @@ def rebuild(settings: Settings, report: Report, *, idle_s: float = 3.0) -> Rebui
 
 def _replay(
     conn: psycopg.Connection[Any],
-    settings: Settings,
+    settings: AlertsSettings,
     thresholds: Thresholds,
     limits: dict[TopicPartitionKey, int],
     report: Report,

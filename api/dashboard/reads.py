@@ -25,7 +25,7 @@ from api.dashboard.models import QueryLag, TableFreshness
 from shopstream import kafka_io
 from shopstream.lake import layout as lake_layout
 from shopstream.lake import reader as lake_reader
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 from shopstream.topics import ALERT_ENGINE_TOPICS as ENGINE_TOPICS
 
 Conn = Any
@@ -143,7 +143,7 @@ class PipelineSnapshot:
 class Lake:
     """Paths and reads of the lake the settings name."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         self.root = settings.lake_path
 
@@ -230,7 +230,7 @@ def _lease(checkpoint: Path) -> dict[str, Any] | None:
 class Dashboard:
     """The cached lake parts of every section; ops-database parts are read per request."""
 
-    def __init__(self, settings: Settings, lake_ttl_s: float = 5.0, batch_ttl_s: float = 30.0):
+    def __init__(self, settings: ApiSettings, lake_ttl_s: float = 5.0, batch_ttl_s: float = 30.0):
         self.settings = settings
         self.lake = Lake(settings)
         self.sales = Cached("the sales tables", self._read_sales, lake_ttl_s)

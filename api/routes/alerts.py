@@ -23,7 +23,7 @@ from api.models import (
 )
 from api.problems import AUTHENTICATED, ApiError, documented
 from api.routes import paging
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 
 Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
@@ -43,7 +43,7 @@ def _json(body: AlertDetail | AckResult, status: int = 200) -> Response:
     return Response(body.model_dump_json(), status_code=status, media_type="application/json")
 
 
-def build_router(settings: Settings) -> APIRouter:
+def build_router(settings: ApiSettings) -> APIRouter:
     Limit = paging.limit_type(settings)
     router = APIRouter(
         prefix="/v1/alerts/low-stock",

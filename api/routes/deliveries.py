@@ -13,10 +13,10 @@ from api.deps import Db, Reader
 from api.models import ALERT_ID_PATTERN, Channel, DeliveryPage, DeliveryStatus
 from api.problems import AUTHENTICATED, documented
 from api.routes import paging
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 
 
-def build_router(settings: Settings) -> APIRouter:
+def build_router(settings: ApiSettings) -> APIRouter:
     Limit = paging.limit_type(settings)
     router = APIRouter(
         prefix="/v1/deliveries", tags=["deliveries"], responses=documented(*AUTHENTICATED, 422, 503)

@@ -16,7 +16,7 @@ from api import queries
 from api.deps import AppContext, Context, require
 from api.models import Check, Liveness, Readiness
 from api.problems import AUTHENTICATED, documented
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 
 #: /readyz gives up on the database after this long: a probe must answer quickly.
 DB_TIMEOUT_S = 2.0
@@ -49,7 +49,7 @@ async def _database_checks(ctx: AppContext) -> tuple[Check, Check, float | None]
     return reachable, fresh, age
 
 
-def build_router(settings: Settings) -> APIRouter:
+def build_router(settings: ApiSettings) -> APIRouter:
     """The /readyz and /metrics routes, behind a key in prod."""
     protected = settings.env != "local"
     ops = APIRouter(

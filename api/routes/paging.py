@@ -10,7 +10,7 @@ from fastapi import Query
 
 from api import queries
 from api.problems import invalid
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings
 
 T = TypeVar("T")
 
@@ -21,7 +21,7 @@ Cursor = Annotated[
 ]
 
 
-def limit_type(settings: Settings) -> Any:
+def limit_type(settings: ApiSettings) -> Any:
     """The ``limit`` parameter, bounded by ``SHOPSTREAM_API_MAX_PAGE_SIZE`` (422 above it)."""
     return Annotated[int, Query(ge=1, le=settings.api_max_page_size, description="Page size")]
 

@@ -26,7 +26,7 @@ from cli.commands._say import console, say
 from shopstream.errors import ShopstreamError
 from shopstream.kafka_io import end_offsets
 from shopstream.observability import MetricsServer, PostRoute
-from shopstream.settings import Settings, get_settings
+from shopstream.settings import AlertsSettings, get_settings
 from stack.monitoring import WEBHOOK_PATH
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def run(
     ),
 ) -> None:
     """Run the alert engine (and the deliverer) until SIGTERM/SIGINT."""
-    settings = get_settings()
+    settings = get_settings(AlertsSettings)
     ensure_ops_database(settings)
     stop = threading.Event()
 
@@ -127,7 +127,7 @@ def run(
 
 
 def _serve_metrics(
-    settings: Settings,
+    settings: AlertsSettings,
     job: str,
     registry: CollectorRegistry,
     port: int,
@@ -138,7 +138,7 @@ def _serve_metrics(
     return server
 
 
-def _deliverer_server(settings: Settings, metrics: DeliveryMetrics) -> MetricsServer:
+def _deliverer_server(settings: AlertsSettings, metrics: DeliveryMetrics) -> MetricsServer:
     """The deliverer's /metrics, and Alertmanager's webhook into its queue."""
     return _serve_metrics(
         settings,
@@ -149,7 +149,7 @@ def _deliverer_server(settings: Settings, metrics: DeliveryMetrics) -> MetricsSe
     )
 
 
-def _deliverer() -> Callable[[Settings, threading.Event, DeliveryMetrics], None]:
+def _deliverer() -> Callable[[AlertsSettings, threading.Event, DeliveryMetrics], None]:
     try:
         # Lazy on purpose: a deployment whose delivery cannot be imported still runs the
         # engine with --no-deliver, and says so here instead of failing at startup.
@@ -161,7 +161,7 @@ def _deliverer() -> Callable[[Settings, threading.Event, DeliveryMetrics], None]
     return run_forever
 
 
-def _check_delivery_config(settings: Settings) -> None:
+def _check_delivery_config(settings: AlertsSettings) -> None:
     """A bad route or channel setting fails now, in one line, before the engine starts."""
     # Lazy like `_deliverer`'s import of the same module.
     from alerts.delivery.worker import check_config
@@ -170,8 +170,8 @@ def _check_delivery_config(settings: Settings) -> None:
 
 
 def _start_deliverer(
-    run_forever: Callable[[Settings, threading.Event, DeliveryMetrics], None],
-    settings: Settings,
+    run_forever: Callable[[AlertsSettings, threading.Event, DeliveryMetrics], None],
+    settings: AlertsSettings,
     stop: threading.Event,
     failures: list[BaseException],
     metrics: DeliveryMetrics,
@@ -194,7 +194,7 @@ def _start_deliverer(
 @app.command("status")
 def status() -> None:
     """Show the engine's liveness, its lag per partition, and the open alerts by severity."""
-    settings = get_settings()
+    settings = get_settings(AlertsSettings)
     ensure_ops_database(settings)
     with connect(settings) as conn:
         engine_row = conn.execute(
@@ -261,7 +261,7 @@ def rebuild(
             exit_code=2,
         )
 
-    settings = get_settings()
+    settings = get_settings(AlertsSettings)
     ensure_ops_database(settings)
     say(f"rebuilding the alert state in {settings.ops_pg_database} from the log")
     summary = rebuild_state(settings, say)
@@ -293,7 +293,7 @@ def send(
         )
     if not summary.strip():
         raise ShopstreamError("--summary must not be empty", exit_code=2)
-    settings = get_settings()
+    settings = get_settings(AlertsSettings)
     notice = Notice(severity, summary, detail, dedup_key)  # type: ignore[arg-type]
     results = send_notice(settings, notice, report=say)
     if not results:

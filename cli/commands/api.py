@@ -14,7 +14,7 @@ from api.auth import hash_key as sha256
 from cli.commands._say import say
 from shopstream.errors import ShopstreamError
 from shopstream.observability import register_target, unregister_target
-from shopstream.settings import get_settings
+from shopstream.settings import ApiSettings, get_settings
 
 app = typer.Typer(no_args_is_help=True, help="The low-stock alert API.")
 
@@ -59,7 +59,7 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    settings = get_settings()
+    settings = get_settings(ApiSettings)
     host = host or settings.api_host
     port = settings.api_port if port is None else port
     if not 1 <= port <= 65535:
@@ -113,7 +113,7 @@ def serve(
 @app.command("key")
 def key() -> None:
     """Print the local profile's API key (generated on first use)."""
-    settings = get_settings()
+    settings = get_settings(ApiSettings)
     if settings.api_keys.strip():
         raise ShopstreamError(
             "SHOPSTREAM_API_KEYS is set, and only hashes are configured: the keys cannot be "

@@ -25,7 +25,7 @@ from producers.clickstream.simulate import ClickstreamSimulator
 from producers.clickstream.tail import describe
 from producers.clickstream.tail import tail as tail_messages
 from shopstream.errors import ShopstreamError
-from shopstream.settings import get_settings
+from shopstream.settings import ProducerSettings, get_settings
 from shopstream.topics import CLICKSTREAM_TOPIC
 
 app = typer.Typer(
@@ -62,7 +62,7 @@ def replay(
     """Send every line of the files to Kafka as-is, in sorted file order."""
     if rate is not None and rate <= 0:
         raise ShopstreamError(f"--rate must be positive, got {rate:g}", exit_code=2)
-    settings = get_settings()
+    settings = get_settings(ProducerSettings)
     sources = list_sources(
         path,
         S3Options(
@@ -143,7 +143,7 @@ def tail(
     ] = 10.0,
 ) -> None:
     """Print the newest events, one line each (malformed ones say why)."""
-    settings = get_settings()
+    settings = get_settings(ProducerSettings)
     messages = tail_messages(
         settings.bootstrap_servers, topic, count, follow=follow, timeout=timeout
     )

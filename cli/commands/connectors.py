@@ -16,7 +16,7 @@ from producers.cdc.connectors import (
     replication_slots,
     request_snapshot,
 )
-from shopstream.settings import get_settings
+from shopstream.settings import ProducerSettings, get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Debezium connectors in Kafka Connect.")
 console = Console(highlight=False)
@@ -27,13 +27,13 @@ def apply(
     wait: float = typer.Option(90.0, help="Seconds to wait for each connector to run."),
 ) -> None:
     """Create or update every connector in connectors/ (idempotent) and wait until RUNNING."""
-    apply_connectors(get_settings(), report=say, wait_s=wait)
+    apply_connectors(get_settings(ProducerSettings), report=say, wait_s=wait)
 
 
 @app.command("status")
 def status() -> None:
     """Show each connector's and task's state, and the WAL each replication slot retains."""
-    settings = get_settings()
+    settings = get_settings(ProducerSettings)
     client = ConnectClient(settings.connect_rest_url)
     table = Table(title=f"connectors at {settings.connect_rest_url}")
     for col in ("connector", "state", "tasks", "worker"):
@@ -77,7 +77,7 @@ def snapshot(
     ),
 ) -> None:
     """Re-read tables with an incremental snapshot while the connector keeps streaming."""
-    request = request_snapshot(get_settings(), tables)
+    request = request_snapshot(get_settings(ProducerSettings), tables)
     say(
         f"{request.connector}: incremental snapshot of {', '.join(request.collections)} "
         f"requested (signal {request.signal_id})"
@@ -96,7 +96,7 @@ def delete(
     ),
 ) -> None:
     """Delete a connector from Connect; its slot stays (pinning WAL) unless --drop-slot."""
-    settings = get_settings()
+    settings = get_settings(ProducerSettings)
     client = ConnectClient(settings.connect_rest_url)
     try:
         config = client.config(name) or {}

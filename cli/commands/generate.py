@@ -27,7 +27,7 @@ from producers.workload.generator import (
     GenerateResult,
     run,
 )
-from shopstream.settings import get_settings
+from shopstream.settings import ProducerSettings, get_settings
 
 console = Console(highlight=False)
 LOG_EVERY_S = 30.0
@@ -93,7 +93,7 @@ def register(root: typer.Typer) -> None:
             flat=flat,
         )
         options.validate()
-        settings = get_settings()
+        settings = get_settings(ProducerSettings)
         with _ProgressView(options) as view:
             result = run(settings, options, on_progress=view.update)
         print_summary(result, options)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from cli.commands._say import say
 from shopstream.errors import ShopstreamError
-from shopstream.settings import get_settings
+from shopstream.settings import StackSettings, get_settings
 from stack import Stack
 from stack.jobs import all_jobs
 from stack.local_service import ServiceStatus
@@ -25,7 +25,7 @@ def up(
     no_migrate: bool = typer.Option(False, "--no-migrate", help="Skip the schema migrations."),
 ) -> None:
     """Start PostgreSQL, Kafka, Kafka Connect and the monitoring; wait until each is healthy."""
-    settings = get_settings()
+    settings = get_settings(StackSettings)
     stack = Stack.from_settings(settings)
     began = time.monotonic()
     stack.up(report=say, migrate=not no_migrate)
@@ -37,7 +37,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show each service with its pid, port, health and memory; exit 1 unless all healthy."""
-    stack = Stack.from_settings(get_settings())
+    stack = Stack.from_settings(get_settings(StackSettings))
     statuses = stack.status()
     if as_json:
         typer.echo(
@@ -66,14 +66,14 @@ def status(
 
 def down() -> None:
     """Stop every service cleanly, by pid. Data is kept."""
-    Stack.from_settings(get_settings()).down(report=say)
+    Stack.from_settings(get_settings(StackSettings)).down(report=say)
 
 
 def reset(
     yes: bool = typer.Option(False, "--yes", help="Confirm: delete all local state."),
 ) -> None:
     """Stop everything and delete the state folder (databases, topics, lake, logs)."""
-    settings = get_settings()
+    settings = get_settings(StackSettings)
     if not yes:
         raise ShopstreamError(
             f"reset deletes everything under {settings.state_dir}; re-run with --yes to confirm",

@@ -13,7 +13,7 @@ from py4j.protocol import Py4JError
 from rich.console import Console
 
 from cli.commands._say import say
-from shopstream.settings import get_settings
+from shopstream.settings import StreamsSettings, get_settings
 
 app = typer.Typer(no_args_is_help=True, help="The streaming medallion: Kafka -> Delta.")
 console = Console(highlight=False, soft_wrap=True)
@@ -30,7 +30,7 @@ def run(
     from shopstream.lake.spark import build_spark
     from streams import driver as runner
 
-    settings = get_settings()
+    settings = get_settings(StreamsSettings)
     runner.select(only)  # fail on a typo before paying for a Spark start
     # The queries log what they do between batches (compaction, vacuum) at INFO.
     logging.basicConfig(

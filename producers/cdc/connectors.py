@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import PROJECT_ROOT, Settings
+from shopstream.settings import PROJECT_ROOT, ProducerSettings
 from shopstream.topics import CDC_CONTROL_TABLES
 
 CONNECTORS_DIR = PROJECT_ROOT / "connectors"
@@ -146,7 +146,7 @@ class ConnectClient:
 
 
 def apply_connectors(
-    settings: Settings,
+    settings: ProducerSettings,
     report: Callable[[str], None],
     folder: Path = CONNECTORS_DIR,
     wait_s: float = 90.0,
@@ -190,7 +190,7 @@ class SlotStatus:
     safe_wal_size_bytes: int | None
 
 
-def replication_slots(settings: Settings) -> list[SlotStatus]:
+def replication_slots(settings: ProducerSettings) -> list[SlotStatus]:
     """Logical slots with the WAL each one pins, from PostgreSQL itself."""
     try:
         with psycopg.connect(settings.pg_conninfo, connect_timeout=3) as conn:
@@ -222,7 +222,7 @@ def _slot_active(conn: psycopg.Connection[tuple[Any, ...]], slot: str) -> bool |
     return None if row is None else bool(row[0])
 
 
-def wait_slot_active(settings: Settings, slot: str, timeout_s: float = 60.0) -> None:
+def wait_slot_active(settings: ProducerSettings, slot: str, timeout_s: float = 60.0) -> None:
     """Wait until a connector is streaming from its replication slot."""
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(settings.pg_conninfo, autocommit=True) as conn:
@@ -238,7 +238,7 @@ def wait_slot_active(settings: Settings, slot: str, timeout_s: float = 60.0) -> 
 
 
 def drop_slot(
-    settings: Settings, slot: str, publication: str | None = None, timeout_s: float = 30.0
+    settings: ProducerSettings, slot: str, publication: str | None = None, timeout_s: float = 30.0
 ) -> bool:
     """Drop a logical slot once its connector has let go of it (and its publication).
 
@@ -323,7 +323,7 @@ def snapshot_target(
 
 
 def request_snapshot(
-    settings: Settings, tables: Sequence[str], folder: Path = CONNECTORS_DIR
+    settings: ProducerSettings, tables: Sequence[str], folder: Path = CONNECTORS_DIR
 ) -> SnapshotRequest:
     """Ask Debezium for an incremental snapshot of ``tables`` while it keeps streaming.
 

@@ -53,7 +53,7 @@ from producers.workload.shop_writes import (
     seed_reference_data,
 )
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import ProducerSettings
 from shopstream.shop_db import connect, pg_address
 
 DEFAULT_LIVE_RATE = 10.0
@@ -264,7 +264,7 @@ class _Clicks:
 
 
 def run(
-    settings: Settings,
+    settings: ProducerSettings,
     options: GenerateOptions,
     *,
     config: WorkloadConfig | None = None,
@@ -343,7 +343,7 @@ def run(
 
 def _loop(
     conn: psycopg.Connection[Any],
-    settings: Settings,
+    settings: ProducerSettings,
     model: ShopModel,
     options: GenerateOptions,
     result: GenerateResult,
@@ -427,7 +427,7 @@ def _server_gone(conn: psycopg.Connection[Any]) -> bool:
     return bool(conn.broken) or conn.closed != 0
 
 
-def _reconnect(settings: Settings, clock: Clock, end_s: float) -> psycopg.Connection[Any]:
+def _reconnect(settings: ProducerSettings, clock: Clock, end_s: float) -> psycopg.Connection[Any]:
     """Connect again, waiting (RECONNECT_MAX_S at most between tries) while the server is down,
     and take the generator's lock again; gives up only when the run's window has ended."""
     wait = 1.0
@@ -473,7 +473,7 @@ def _warn_if_history_exists(
         )
 
 
-def _check_schema(conn: psycopg.Connection[Any], settings: Settings) -> None:
+def _check_schema(conn: psycopg.Connection[Any], settings: ProducerSettings) -> None:
     row = conn.execute("select to_regclass('shop.orders') is not null").fetchone()
     if not row or not row[0]:
         raise ShopstreamError(
@@ -481,7 +481,7 @@ def _check_schema(conn: psycopg.Connection[Any], settings: Settings) -> None:
         )
 
 
-def _take_generator_lock(conn: psycopg.Connection[Any], settings: Settings) -> None:
+def _take_generator_lock(conn: psycopg.Connection[Any], settings: ProducerSettings) -> None:
     # Session-level: held until the connection closes. Two generators would each mirror the
     # stock and keep invalidating the other's picture.
     row = conn.execute("select pg_try_advisory_lock(%s)", (GENERATOR_LOCK,)).fetchone()
@@ -492,7 +492,7 @@ def _take_generator_lock(conn: psycopg.Connection[Any], settings: Settings) -> N
 
 
 def _open_clicks(
-    settings: Settings, options: GenerateOptions, config: WorkloadConfig, state: Any
+    settings: ProducerSettings, options: GenerateOptions, config: WorkloadConfig, state: Any
 ) -> _Clicks:
     simulator = ClickstreamSimulator(
         options.seed,

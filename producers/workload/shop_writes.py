@@ -38,7 +38,7 @@ from producers.workload.ops import (
     StockAdjusted,
     StockReplenished,
 )
-from shopstream.settings import Settings
+from shopstream.settings import ProducerSettings
 from shopstream.shop_db import connect
 
 #: Seed of the reference data when nobody asks for another.
@@ -72,7 +72,7 @@ class BootstrapResult:
         return any((self.warehouses, self.products, self.inventory, self.customers))
 
 
-def bootstrap(settings: Settings, seed: int = DEFAULT_SEED) -> BootstrapResult:
+def bootstrap(settings: ProducerSettings, seed: int = DEFAULT_SEED) -> BootstrapResult:
     """Seed warehouses, products, stock and the initial customers; a no-op the second time."""
     with connect(settings, autocommit=True) as conn:
         return seed_reference_data(conn, build_catalogue(seed))

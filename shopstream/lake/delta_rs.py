@@ -32,7 +32,7 @@ from deltalake.table import TableMerger
 
 from shopstream.errors import ShopstreamError
 from shopstream.lake import tables as lake
-from shopstream.settings import Settings
+from shopstream.settings import LakeSettings
 
 Frame: TypeAlias = pl.DataFrame | pa.Table
 #: A table gets compacted once this many of its files are below its target size.
@@ -44,7 +44,7 @@ TARGET_FILE_BYTES = 8 * 1024 * 1024
 MergeClauses = Callable[[TableMerger], TableMerger]
 
 
-def table_uri(settings: Settings, name: str) -> str:
+def table_uri(settings: LakeSettings, name: str) -> str:
     """Where delta-rs finds table ``name``: ``s3a://`` (Hadoop's scheme) becomes ``s3://``."""
     path = lake.table_path(settings, name)
     if path.startswith("s3a://"):
@@ -52,7 +52,7 @@ def table_uri(settings: Settings, name: str) -> str:
     return path.removeprefix("file://")
 
 
-def storage_options(settings: Settings) -> dict[str, str]:
+def storage_options(settings: LakeSettings) -> dict[str, str]:
     """delta-rs's object-store options for an S3 lake (empty for a local one).
 
     Commits on S3 use conditional puts (put-if-absent), so no lock service is needed while
@@ -147,7 +147,7 @@ class Lake:
     cached table object is always at the version its own writes left.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: LakeSettings) -> None:
         self.settings = settings
         self.options = storage_options(settings)
         self._tables: dict[str, DeltaTable] = {}

@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import PROJECT_ROOT, Settings
+from shopstream.settings import PROJECT_ROOT, LakeSettings
 
 if TYPE_CHECKING:
     from pyspark.sql.types import DataType, StructType
@@ -172,16 +172,16 @@ def table_def(qualified_name: str) -> TableDef:
         ) from None
 
 
-def table_path(settings: Settings, qualified_name: str) -> str:
+def table_path(settings: LakeSettings, qualified_name: str) -> str:
     layer, name = qualified_name.split(".", 1)
     return f"{settings.lake_path.rstrip('/')}/{layer}/{name}"
 
 
-def checkpoint_path(settings: Settings, query_name: str) -> str:
+def checkpoint_path(settings: LakeSettings, query_name: str) -> str:
     return f"{settings.lake_path.rstrip('/')}/_checkpoints/{query_name}"
 
 
-def filesystem(settings: Settings) -> tuple[pafs.FileSystem, str]:
+def filesystem(settings: LakeSettings) -> tuple[pafs.FileSystem, str]:
     """The filesystem of the lake and the lake root's path in it."""
     root = settings.lake_path.rstrip("/")
     if root.startswith(("s3a://", "s3://")):

@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 
 from shopstream.errors import ShopstreamError
 from shopstream.lake import layout as lake
-from shopstream.settings import Settings
+from shopstream.settings import LakeSettings
 
 #: A lease not refreshed for this long belongs to a driver that is gone (killed, or its host
 #: lost): the writer refreshes it every ``REFRESH_S``.
@@ -51,7 +51,7 @@ class Lease:
         return self.host == socket.gethostname() and self.pid == os.getpid()
 
 
-def _path(settings: Settings, query: str) -> tuple[pafs.FileSystem, str]:
+def _path(settings: LakeSettings, query: str) -> tuple[pafs.FileSystem, str]:
     fs, root = lake.filesystem(settings)
     checkpoint = lake.checkpoint_path(settings.model_copy(update={"lake_root": root}), query)
     return fs, f"{checkpoint}/_writer.json"
@@ -70,7 +70,7 @@ def _alive_here(lease: Lease) -> bool:
     return True
 
 
-def holder(settings: Settings, query: str, now: float | None = None) -> Lease | None:
+def holder(settings: LakeSettings, query: str, now: float | None = None) -> Lease | None:
     """The live writer of ``query``'s tables, or None when nobody holds a fresh lease."""
     fs, path = _path(settings, query)
     try:
@@ -87,7 +87,7 @@ def holder(settings: Settings, query: str, now: float | None = None) -> Lease | 
 class Holder:
     """This process's lease on one query's tables, taken when the query starts."""
 
-    def __init__(self, settings: Settings, query: str) -> None:
+    def __init__(self, settings: LakeSettings, query: str) -> None:
         self.settings = settings
         self.query = query
         self.started_at = time.time()

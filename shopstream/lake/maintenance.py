@@ -36,7 +36,7 @@ from shopstream.lake import leases, writers
 from shopstream.lake import tables as lake
 from shopstream.lake.delta_rs import TARGET_FILE_BYTES, Lake
 from shopstream.pidfiles import running_job_pid
-from shopstream.settings import Settings
+from shopstream.settings import LakeSettings, SparkSettings
 
 #: Delta's default ``delta.deletedFileRetentionDuration`` (7 days): the shortest retention
 #: Delta itself accepts without ``retentionDurationCheck`` turned off.
@@ -114,13 +114,13 @@ def not_created(name: str, path: str) -> ShopstreamError:
 # Reads without Spark (deltalake) -----------------------------------------------------------
 
 
-def is_local(settings: Settings) -> bool:
+def is_local(settings: LakeSettings) -> bool:
     """True when the lake is a folder (or a file:// URL), which deltalake reads directly."""
     root = settings.lake_path
     return "://" not in root or root.startswith("file://")
 
 
-def _require_local(settings: Settings) -> None:
+def _require_local(settings: LakeSettings) -> None:
     if not is_local(settings):
         raise ShopstreamError(
             f"`shopstream lake list` and `show` read a local lake only; {settings.lake_path} "
@@ -168,7 +168,7 @@ def _row_count(table: deltalake.DeltaTable) -> int:
     return sum(int(b.column(0)[0].as_py()) for b in _scan(table, "select count(*) from t"))
 
 
-def table_status(settings: Settings, name: str) -> TableStatus:
+def table_status(settings: LakeSettings, name: str) -> TableStatus:
     _require_local(settings)
     path = lake.table_path(settings, name)
     try:
@@ -187,7 +187,7 @@ def table_status(settings: Settings, name: str) -> TableStatus:
         raise ShopstreamError(f"{name} at {path} cannot be read: {_first_line(exc)}") from None
 
 
-def lake_status(settings: Settings) -> list[TableStatus]:
+def lake_status(settings: LakeSettings) -> list[TableStatus]:
     """Every declared table (``delta/*.yml``), bronze first, whether created or not."""
     return [table_status(settings, name) for name in lake.definitions()]
 
@@ -235,7 +235,7 @@ def _column(schema: pa.Schema, name: str, option: str) -> pa.Field:
 
 
 def read_rows(
-    settings: Settings,
+    settings: LakeSettings,
     name: str,
     *,
     where: Sequence[tuple[str, str]] = (),
@@ -298,7 +298,7 @@ def _first_line(exc: BaseException) -> str:
 # One writer per table ----------------------------------------------------------------------
 
 
-def running_writer(settings: Settings, name: str) -> str | None:
+def running_writer(settings: LakeSettings, name: str) -> str | None:
     """Why ``name`` cannot be maintained now (its writer runs), or None when it can."""
     query = writers.writer_of(name)
     if query is None:
@@ -313,7 +313,7 @@ def running_writer(settings: Settings, name: str) -> str | None:
     )
 
 
-def check_no_writer(settings: Settings, name: str) -> None:
+def check_no_writer(settings: LakeSettings, name: str) -> None:
     reason = running_writer(settings, name)
     if reason is not None:
         raise ShopstreamError(reason, exit_code=2)
@@ -327,11 +327,11 @@ def is_delta_rs(name: str) -> bool:
 # delta-rs: OPTIMIZE and VACUUM of silver and gold -------------------------------------------
 
 
-def rs_exists(settings: Settings, name: str) -> bool:
+def rs_exists(settings: LakeSettings, name: str) -> bool:
     return _open(lake.table_path(settings, name)) is not None if is_local(settings) else True
 
 
-def optimize_rs(settings: Settings, name: str, zorder_by: str | None = None) -> OptimizeResult:
+def optimize_rs(settings: LakeSettings, name: str, zorder_by: str | None = None) -> OptimizeResult:
     """Compact (or Z-order by one column) a silver or gold table through delta-rs."""
     if zorder_by is not None:
         check_zorder(name, zorder_by)
@@ -348,7 +348,7 @@ def optimize_rs(settings: Settings, name: str, zorder_by: str | None = None) -> 
 
 
 def vacuum_rs(
-    settings: Settings, name: str, retain_hours: int, *, force_unsafe: bool = False
+    settings: LakeSettings, name: str, retain_hours: int, *, force_unsafe: bool = False
 ) -> VacuumResult:
     """VACUUM a silver or gold table through delta-rs."""
     check_vacuum_retention(settings, retain_hours, force_unsafe)
@@ -369,12 +369,12 @@ def vacuum_rs(
 # Spark: OPTIMIZE ---------------------------------------------------------------------------
 
 
-def exists(spark: SparkSession, settings: Settings, name: str) -> bool:
+def exists(spark: SparkSession, settings: LakeSettings, name: str) -> bool:
     return bool(SparkDeltaTable.isDeltaTable(spark, lake.table_path(settings, name)))
 
 
 def existing_tables(
-    spark: SparkSession, settings: Settings, names: Sequence[str] | None = None
+    spark: SparkSession, settings: LakeSettings, names: Sequence[str] | None = None
 ) -> list[str]:
     """The given tables (every declared one when None); a named one that is missing fails."""
     if names is None:
@@ -407,7 +407,7 @@ def _num_files(spark: SparkSession, path: str) -> int:
 
 
 def optimize(
-    spark: SparkSession, settings: Settings, name: str, zorder_by: str | None = None
+    spark: SparkSession, settings: LakeSettings, name: str, zorder_by: str | None = None
 ) -> OptimizeResult:
     """OPTIMIZE (bin-packing compaction, or Z-order by one column) one existing table."""
     if zorder_by is not None:
@@ -428,13 +428,13 @@ def optimize(
 # Spark: VACUUM -----------------------------------------------------------------------------
 
 
-def streams_driver_pid(settings: Settings) -> int | None:
+def streams_driver_pid(settings: LakeSettings) -> int | None:
     """The pid of the streaming driver started as a background job, if it runs."""
     return running_job_pid(settings, STREAMS_JOB)
 
 
 def check_vacuum_retention(
-    settings: Settings, retain_hours: int, force_unsafe: bool, source: str = "--retain-hours"
+    settings: LakeSettings, retain_hours: int, force_unsafe: bool, source: str = "--retain-hours"
 ) -> None:
     """Refuse a retention below `SAFE_RETAIN_HOURS` unless forced with no driver running."""
     if retain_hours < 0:
@@ -479,7 +479,7 @@ def _quote(path: str) -> str:
 
 def vacuum(
     spark: SparkSession,
-    settings: Settings,
+    settings: SparkSettings,
     name: str,
     retain_hours: int,
     *,

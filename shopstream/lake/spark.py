@@ -25,7 +25,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import SparkSettings
 
 #: The FAIR scheduler's pools, one per layer; ``streams.step_timings.step`` picks the pool.
 SCHEDULER_POOLS = Path(__file__).with_name("fairscheduler.xml")
@@ -51,7 +51,7 @@ def spark_jars(lib_dir: Path) -> list[Path]:
 S3A_JAR_PREFIXES = ("hadoop-aws-", "bundle-", "analyticsaccelerator-s3-")
 
 
-def is_s3a(settings: Settings) -> bool:
+def is_s3a(settings: SparkSettings) -> bool:
     return settings.lake_path.startswith("s3a://")
 
 
@@ -68,7 +68,7 @@ def s3a_jars(lib_dir: Path) -> list[Path]:
     return jars
 
 
-def s3a_options(settings: Settings) -> dict[str, str]:
+def s3a_options(settings: SparkSettings) -> dict[str, str]:
     """The Spark options for an ``s3a://`` lake, from the ``SHOPSTREAM_S3_*`` settings."""
     endpoint = settings.s3_endpoint.strip()
     options = {
@@ -99,7 +99,7 @@ def s3a_options(settings: Settings) -> dict[str, str]:
 
 
 def build_spark(
-    settings: Settings,
+    settings: SparkSettings,
     app_name: str = "shopstream",
     extra_config: Mapping[str, str] | None = None,
     codegen: bool = True,
@@ -165,16 +165,16 @@ def build_spark(
 # The daily batch's session: a persistent catalog for dbt -------------------------------------
 
 
-def metastore_dir(settings: Settings) -> Path:
+def metastore_dir(settings: SparkSettings) -> Path:
     return settings.state_dir / "metastore"
 
 
-def warehouse_path(settings: Settings) -> str:
+def warehouse_path(settings: SparkSettings) -> str:
     """Where unmanaged-location-less tables would go: inside the lake, never the working dir."""
     return f"{settings.lake_path.rstrip('/')}/warehouse"
 
 
-def catalog_config(settings: Settings) -> dict[str, str]:
+def catalog_config(settings: SparkSettings) -> dict[str, str]:
     """The Spark options that give the session its persistent Hive catalog."""
     folder = metastore_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,6 +191,6 @@ def catalog_config(settings: Settings) -> dict[str, str]:
     }
 
 
-def build_batch_spark(settings: Settings, app_name: str = "shopstream-batch") -> SparkSession:
+def build_batch_spark(settings: SparkSettings, app_name: str = "shopstream-batch") -> SparkSession:
     """The Spark session for one batch process (Delta, the lake, the persistent catalog)."""
     return build_spark(settings, app_name, extra_config=catalog_config(settings))

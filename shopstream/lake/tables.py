@@ -19,7 +19,7 @@ from shopstream.lake.layout import (
     table_def,
     table_path,
 )
-from shopstream.settings import Settings
+from shopstream.settings import LakeSettings
 
 __all__ = [
     "DEFINITIONS_DIR",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-def ensure_table(spark: SparkSession, settings: Settings, qualified_name: str) -> str:
+def ensure_table(spark: SparkSession, settings: LakeSettings, qualified_name: str) -> str:
     """Create the Delta table at its path if it does not exist yet; returns the path."""
     table = table_def(qualified_name)
     path = table_path(settings, qualified_name)

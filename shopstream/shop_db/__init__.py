@@ -10,18 +10,18 @@ from typing import Any
 import psycopg
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import ShopDbSettings
 
 #: Seconds to wait for a TCP connection before calling the database unreachable.
 CONNECT_TIMEOUT_S = 5
 
 
-def pg_address(settings: Settings) -> str:
+def pg_address(settings: ShopDbSettings) -> str:
     """``host:port/database``, the way error messages name the database."""
     return f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
 
 
-def connect(settings: Settings, **kwargs: Any) -> psycopg.Connection[Any]:
+def connect(settings: ShopDbSettings, **kwargs: Any) -> psycopg.Connection[Any]:
     """Open a psycopg connection to the shop database, or fail with one clear line.
 
     Sessions run in UTC so that timestamps read back print as they are stored.

@@ -16,7 +16,7 @@ from yoyo import get_backend, read_migrations
 from yoyo.connections import DatabaseURI
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import ShopDbSettings
 from shopstream.shop_db import CONNECT_TIMEOUT_S, pg_address
 
 MIGRATIONS_PACKAGE = "shopstream.shop_db"
@@ -27,7 +27,7 @@ def migrations_dir() -> Path:
     return Path(str(resources.files(MIGRATIONS_PACKAGE).joinpath("migrations")))
 
 
-def yoyo_uri(settings: Settings) -> DatabaseURI:
+def yoyo_uri(settings: ShopDbSettings) -> DatabaseURI:
     """A ``postgresql+psycopg://`` URI (psycopg 3); yoyo quotes the credentials itself."""
     return DatabaseURI(
         scheme="postgresql+psycopg",
@@ -40,7 +40,7 @@ def yoyo_uri(settings: Settings) -> DatabaseURI:
     )
 
 
-def pending(settings: Settings) -> list[str]:
+def pending(settings: ShopDbSettings) -> list[str]:
     """Ids of the migrations not applied yet, in the order they would be applied."""
     backend = _backend(settings)
     migrations = read_migrations(str(migrations_dir()))
@@ -48,7 +48,7 @@ def pending(settings: Settings) -> list[str]:
         return [m.id for m in backend.to_apply(migrations)]
 
 
-def migrate(settings: Settings) -> list[str]:
+def migrate(settings: ShopDbSettings) -> list[str]:
     """Bring the shop schema up to date; returns the ids it applied (empty when current).
 
     Idempotent: an up-to-date database is left untouched.
@@ -68,7 +68,7 @@ def migrate(settings: Settings) -> list[str]:
     return [m.id for m in to_apply]
 
 
-def _backend(settings: Settings) -> Any:  # yoyo is untyped
+def _backend(settings: ShopDbSettings) -> Any:  # yoyo is untyped
     try:
         return get_backend(str(yoyo_uri(settings)))
     except psycopg.OperationalError as exc:

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from shopstream.lake import tables as lake
-from shopstream.settings import Settings
+from shopstream.settings import StreamsSettings
 from shopstream.topics import CDC_TABLES, CLICKSTREAM_TOPIC, cdc_topic
 from streams.kafka_source import kafka_stream
 
@@ -37,7 +37,7 @@ def transform(records: DataFrame) -> DataFrame:
     ).withColumn("ingest_date", F.to_date("ingested_at"))
 
 
-def run(spark: SparkSession, settings: Settings) -> StreamingQuery:
+def run(spark: SparkSession, settings: StreamsSettings) -> StreamingQuery:
     """Every topic → ``bronze.records`` through Spark's Delta sink, at bronze's cadence."""
     path = lake.ensure_table(spark, settings, TABLE)
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", "bronze")

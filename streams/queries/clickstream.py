@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from shopstream.lake import writers
 from shopstream.lake.delta_rs import Lake, Written
-from shopstream.settings import Settings
+from shopstream.settings import StreamsSettings
 from shopstream.topics import CLICKSTREAM_TOPIC
 from streams.gold import product_funnel_hourly as funnel
 from streams.microbatch_state import StateFiles
@@ -50,7 +50,7 @@ class State:
     carts: funnel.Carts = field(default_factory=funnel.Carts)
 
     @classmethod
-    def of(cls, settings: Settings) -> State:
+    def of(cls, settings: StreamsSettings) -> State:
         return cls(StateFiles(settings, NAME, "stream_time"))
 
     def stream_time_before(self, lake: Lake, batch_id: int) -> silver.StreamTime:

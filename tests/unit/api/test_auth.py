@@ -10,12 +10,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from api.auth import Authenticator, ensure_local_key, load_keys
 from api.main import create_app
 from api.ratelimit import RateLimiter
 from shopstream.errors import ShopstreamError
-from shopstream.settings import Settings
+from shopstream.settings import ApiSettings, Settings
 
 
 def test_token_bucket_refills_at_its_rate() -> None:
@@ -101,14 +102,12 @@ def test_configured_keys_are_matched_by_hash_only(tmp_path: Path) -> None:
 
 
 def test_prod_never_serves_without_configured_keys(tmp_path: Path) -> None:
-    """Only the API needs keys: the rest of a prod deployment starts without them."""
-    prod = Settings(
-        env="prod",
-        pg_password="a-real-secret",
-        ops_pg_password="another-real-secret",
-        state_dir=tmp_path,
-        api_keys="",
-    )
+    """ApiSettings refuses a keyless prod API at start-up; settings that skipped validation
+    (a copy) are refused again where keys are loaded, and no local key is generated."""
+    with pytest.raises(ValidationError, match="SHOPSTREAM_API_KEYS must list at least one key"):
+        ApiSettings(env="prod", ops_pg_password="a-real-secret", state_dir=tmp_path, api_keys="")
+    local = ApiSettings(ops_pg_password="a-real-secret", state_dir=tmp_path, api_keys="")
+    prod = local.model_copy(update={"env": "prod"})
     with pytest.raises(ShopstreamError, match="SHOPSTREAM_API_KEYS must list at least one key"):
         load_keys(prod)
     assert not (tmp_path / "api-key").exists()  # no local key is generated in prod

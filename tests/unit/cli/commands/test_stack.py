@@ -129,6 +129,27 @@ def test_prod_refuses_placeholder_password(isolated_env: dict[str, str]) -> None
     assert "SHOPSTREAM_PG_PASSWORD" in err
 
 
+def test_prod_commands_refuse_only_their_own_missing_secrets(
+    isolated_env: dict[str, str],
+) -> None:
+    """Each command builds its deployable's settings: the API asks for its keys and not the
+    shop's or SMTP's passwords, the alert process for its SMTP password and no API key."""
+    prod = isolated_env | {"SHOPSTREAM_ENV": "prod", "SHOPSTREAM_OPS_PG_PASSWORD": "a-real-one"}
+    err = _assert_one_clean_error(_run(["api", "key"], prod))
+    assert err.strip() == (
+        "error: invalid configuration: SHOPSTREAM_API_KEYS must list at least one key when "
+        "SHOPSTREAM_ENV=prod"
+    )
+    keys = '[{"name": "ops", "sha256": "' + "ab" * 32 + '", "scopes": ["read"]}]'
+    err = _assert_one_clean_error(_run(["api", "key"], prod | {"SHOPSTREAM_API_KEYS": keys}))
+    assert "only hashes are configured" in err  # built: no SMTP nor shop password asked
+    smtp = {"SHOPSTREAM_ALERTS_SMTP_HOST": "smtp.invalid", "SHOPSTREAM_ALERTS_SMTP_USER": "u"}
+    err = _assert_one_clean_error(_run(["alerts", "status"], prod | smtp))
+    assert "SHOPSTREAM_ALERTS_SMTP_PASSWORD must be set to a real secret" in err
+    assert "API_KEYS" not in err and "SHOPSTREAM_PG_PASSWORD" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_status_of_stopped_stack_exits_nonzero(isolated_env: dict[str, str]) -> None:
     result = _run(["status", "--json"], isolated_env)
     assert result.returncode == 1
