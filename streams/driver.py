@@ -35,6 +35,7 @@ from shopstream.lake import tables as lake
 from shopstream.lake import writers
 from shopstream.lake.delta_rs import Lake
 from shopstream.lake.leases import Holder
+from shopstream.lake.maintenance import SAFE_RETAIN_HOURS
 from shopstream.low_stock import Thresholds
 from shopstream.observability import MetricsServer
 from shopstream.settings import StreamsSettings
@@ -185,7 +186,9 @@ class Housekeeping:
                 done.files_added,
             )
         if time.monotonic() - self.last_vacuum >= VACUUM_EVERY_S:
-            retain = max(self.settings.lake_vacuum_retain_hours, 168)
+            # Never below Delta's safe retention while queries run (the same floor the
+            # `lake vacuum` command enforces).
+            retain = max(self.settings.lake_vacuum_retain_hours, SAFE_RETAIN_HOURS)
             deleted = self.tables.vacuum(self.names, retain)
             log.info(
                 "vacuumed %d tables (retaining %d h): %d files", len(self.names), retain, deleted

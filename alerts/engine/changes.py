@@ -22,14 +22,17 @@ from shopstream.low_stock import (
     parse_stock_change,
     parse_timestamp,
 )
-from shopstream.topics import cdc_topic
+from shopstream.topics import ALERT_ENGINE_TOPICS, cdc_topic
 
 INVENTORY_TOPIC = cdc_topic("inventory")
 PRODUCTS_TOPIC = cdc_topic("products")
 WAREHOUSES_TOPIC = cdc_topic("warehouses")
-HEARTBEAT_TOPIC = cdc_topic("debezium_heartbeat")
-#: Every topic the engine reads.
-TOPICS = (INVENTORY_TOPIC, PRODUCTS_TOPIC, WAREHOUSES_TOPIC, HEARTBEAT_TOPIC)
+#: The changes of shop.debezium_heartbeat (the row Debezium's heartbeat query touches), which
+#: move the engine's position while the shop is idle; not Debezium's own heartbeat topic
+#: (shopstream.topics.HEARTBEAT_TOPIC).
+HEARTBEAT_TABLE_TOPIC = cdc_topic("debezium_heartbeat")
+#: Every topic the engine reads: the ground's list, which the API reports the lag of.
+TOPICS = ALERT_ENGINE_TOPICS
 #: PostgreSQL text cannot hold it; a reason spells it as a backslash and a zero.
 NUL = "\x00"
 
@@ -171,7 +174,7 @@ def parse_batch(records: Iterable[KafkaRecord]) -> ParsedBatch:
                 known = latest.get(attributes.entity_id)
                 if known is None or attributes.cdc_lsn > known.cdc_lsn:
                     latest[attributes.entity_id] = attributes
-            elif record.topic == HEARTBEAT_TOPIC:
+            elif record.topic == HEARTBEAT_TABLE_TOPIC:
                 beat_at = parse_heartbeat(envelope)
                 if beat_at is not None and (batch.beat_at is None or beat_at > batch.beat_at):
                     batch.beat_at = beat_at

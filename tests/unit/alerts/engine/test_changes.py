@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.engine.changes import (
-    HEARTBEAT_TOPIC,
+    HEARTBEAT_TABLE_TOPIC,
     INVENTORY_TOPIC,
     PRODUCTS_TOPIC,
     WAREHOUSES_TOPIC,
@@ -51,12 +51,12 @@ def test_each_topic_feeds_its_part_of_the_batch() -> None:
                 WAREHOUSES_TOPIC, 0, _value("r", 50, None, {"warehouse_id": 2, "region": "eu"})
             ),
             _record(
-                HEARTBEAT_TOPIC,
+                HEARTBEAT_TABLE_TOPIC,
                 7,
                 _value("u", 700, None, {"heartbeat_id": 1, "beat_at": "2026-01-01T00:00:10Z"}),
             ),
             _record(
-                HEARTBEAT_TOPIC,
+                HEARTBEAT_TABLE_TOPIC,
                 8,
                 _value("u", 800, None, {"heartbeat_id": 1, "beat_at": "2026-01-01T00:00:20Z"}),
             ),
@@ -75,7 +75,7 @@ def test_each_topic_feeds_its_part_of_the_batch() -> None:
         (INVENTORY_TOPIC, 2): 12,
         (PRODUCTS_TOPIC, 0): 4,
         (WAREHOUSES_TOPIC, 0): 1,
-        (HEARTBEAT_TOPIC, 0): 9,
+        (HEARTBEAT_TABLE_TOPIC, 0): 9,
     }
     assert batch.records == 7 and not batch.rejected
 
@@ -99,7 +99,7 @@ def test_bad_records_are_rejected_with_their_bytes_and_tombstones_skipped() -> N
             "bad_type",
         ),
         (WAREHOUSES_TOPIC, _value("q", 5, None, {"warehouse_id": 1}), "unknown_op"),
-        (HEARTBEAT_TOPIC, _value("u", 5, None, {"beat_at": "soon"}), "bad_type"),
+        (HEARTBEAT_TABLE_TOPIC, _value("u", 5, None, {"beat_at": "soon"}), "bad_type"),
         ("cdc.shop.orders", _value("u", 5, None, {}), "unknown_topic"),
     ]
     records = [_record(topic, i, value) for i, (topic, value, _) in enumerate(bad)]
