@@ -15,11 +15,9 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,10 +25,10 @@ import pytest
 from shopstream.kafka_io import end_offsets, read_from
 from shopstream.settings import Settings
 from shopstream.topics import CLICKSTREAM_TOPIC, ensure_topics
+from tests.command_line import one_error_line, run_shopstream
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 # moto accepts any keys; these only prove that the settings reach boto3.
 ACCESS_KEY = "shopstream-replay-access"
 SECRET_KEY = "shopstream-replay-secret"
@@ -79,23 +77,7 @@ def _replay(url: str, endpoint: str) -> subprocess.CompletedProcess[str]:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "COLUMNS": "400",
     }
-    return subprocess.run(
-        [SHOPSTREAM, "clickstream", "replay", url, "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _one_error_line(result: subprocess.CompletedProcess[str], exit_code: int) -> str:
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+    return run_shopstream(["clickstream", "replay", url, "--no-progress"], env)
 
 
 def test_replay_from_s3_sends_every_line_and_reports_the_malformed_one(
@@ -173,13 +155,13 @@ def test_replay_of_a_missing_object_is_one_line_and_sends_nothing(
     start = end_offsets(bootstrap, CLICKSTREAM_TOPIC)
 
     missing = f"s3://{bucket}/day=1/part-9.jsonl"
-    line = _one_error_line(_replay(missing, s3_endpoint), 2)
+    line = one_error_line(_replay(missing, s3_endpoint), 2)
     assert line == f"error: no such S3 object: {missing}"
 
-    line = _one_error_line(_replay(f"s3://{bucket}/day=2", s3_endpoint), 2)
+    line = one_error_line(_replay(f"s3://{bucket}/day=2", s3_endpoint), 2)
     assert line.startswith(f"error: no .jsonl/.json/.jsonl.gz/.json.gz files under s3://{bucket}/")
 
-    line = _one_error_line(_replay("s3://no-such-bucket-here/day=1", s3_endpoint), 1)
+    line = one_error_line(_replay("s3://no-such-bucket-here/day=1", s3_endpoint), 1)
     assert "cannot list s3://no-such-bucket-here/day=1" in line and "NoSuchBucket" in line
 
     assert end_offsets(bootstrap, CLICKSTREAM_TOPIC) == start

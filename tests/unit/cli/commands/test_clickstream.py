@@ -6,10 +6,8 @@ touch a running stack.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,8 +15,7 @@ import pytest
 
 from producers.clickstream.replay import list_sources, read_lines
 from shopstream.contracts.clickstream import parse_event
-
-SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
+from tests.command_line import clean_env, one_error_line, run_shopstream
 
 
 @pytest.fixture
@@ -26,39 +23,20 @@ def offline_env() -> dict[str, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return {k: v for k, v in os.environ.items() if not k.startswith("SHOPSTREAM_")} | {
-        "SHOPSTREAM_KAFKA_PORT": str(port),
-        "COLUMNS": "200",
-    }
+    return clean_env(SHOPSTREAM_KAFKA_PORT=str(port))
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SHOPSTREAM, "clickstream", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _one_error_line(result: subprocess.CompletedProcess[str], exit_code: int) -> str:
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+    return run_shopstream(["clickstream", *args], env)
 
 
 def test_replay_of_a_missing_path(tmp_path: Path, offline_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["replay", str(tmp_path / "nope")], offline_env), 2)
+    line = one_error_line(_run(["replay", str(tmp_path / "nope")], offline_env), 2)
     assert "no such file or folder" in line
 
 
 def test_replay_of_an_empty_folder(tmp_path: Path, offline_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["replay", str(tmp_path)], offline_env), 2)
+    line = one_error_line(_run(["replay", str(tmp_path)], offline_env), 2)
     assert f"files under {tmp_path}" in line
 
 
@@ -70,7 +48,7 @@ def test_replay_of_an_empty_folder(tmp_path: Path, offline_env: dict[str, str]) 
     ],
 )
 def test_replay_of_a_bad_url(url: str, message: str, offline_env: dict[str, str]) -> None:
-    assert message in _one_error_line(_run(["replay", url], offline_env), 2)
+    assert message in one_error_line(_run(["replay", url], offline_env), 2)
 
 
 def test_replay_from_s3_without_the_extra_names_the_install_command(
@@ -79,27 +57,25 @@ def test_replay_from_s3_without_the_extra_names_the_install_command(
     # Hide boto3 whether or not the extra is installed here.
     (tmp_path / "boto3.py").write_text("raise ImportError('hidden by the test')\n")
     env = offline_env | {"PYTHONPATH": str(tmp_path)}
-    line = _one_error_line(_run(["replay", "s3://bucket/clickstream"], env), 2)
+    line = one_error_line(_run(["replay", "s3://bucket/clickstream"], env), 2)
     assert "pip install 'shopstream[s3]'" in line
 
 
 def test_replay_with_a_bad_rate(tmp_path: Path, offline_env: dict[str, str]) -> None:
     (tmp_path / "a.jsonl").write_text("{}\n")
-    line = _one_error_line(_run(["replay", str(tmp_path), "--rate", "0"], offline_env), 2)
+    line = one_error_line(_run(["replay", str(tmp_path), "--rate", "0"], offline_env), 2)
     assert "--rate must be positive" in line
 
 
 def test_replay_with_kafka_down(tmp_path: Path, offline_env: dict[str, str]) -> None:
     (tmp_path / "a.jsonl").write_text('{"session_id":"s"}\n')
-    line = _one_error_line(
-        _run(["replay", str(tmp_path), "--connect-timeout", "1"], offline_env), 1
-    )
+    line = one_error_line(_run(["replay", str(tmp_path), "--connect-timeout", "1"], offline_env), 1)
     assert f"cannot reach Kafka at 127.0.0.1:{offline_env['SHOPSTREAM_KAFKA_PORT']}" in line
     assert "within 1s" in line
 
 
 def test_tail_with_kafka_down(offline_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["tail", "-n", "3", "--timeout", "1"], offline_env), 1)
+    line = one_error_line(_run(["tail", "-n", "3", "--timeout", "1"], offline_env), 1)
     assert "cannot reach Kafka" in line
 
 

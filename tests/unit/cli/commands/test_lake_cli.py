@@ -7,7 +7,7 @@ running stack. `list`, `show`, every refusal and silver's vacuum run without Spa
 
 from __future__ import annotations
 
-import os
+import itertools
 import re
 import subprocess
 import sys
@@ -24,9 +24,10 @@ from shopstream.lake import maintenance
 from shopstream.lake import tables as lake
 from shopstream.lake.delta_rs import Lake
 from shopstream.settings import Settings
+from tests.command_line import clean_env, one_error_line, run_shopstream
 
-SHOPSTREAM = str(Path(sys.executable).parent / "shopstream")
 TABLE = "silver.customers"
+_BATCHES = itertools.count()
 
 
 def _value(kind: pa.DataType, column: str, i: int) -> Any:
@@ -52,15 +53,13 @@ def append(settings: Settings, name: str, ids: range, **fixed: Any) -> None:
     as the streams write them (delta-rs, the declared schema)."""
     schema = lake.table_def(name).arrow_schema()
     rows = [{f.name: fixed.get(f.name, _value(f.type, f.name, i)) for f in schema} for i in ids]
-    Lake(settings).append(name, pa.Table.from_pylist(rows, schema=schema), "test", ids.start)
+    # A batch id of its own each time: delta-rs skips a (writer, batch) it has committed.
+    batch_id = next(_BATCHES)
+    Lake(settings).append(name, pa.Table.from_pylist(rows, schema=schema), "test", batch_id)
 
 
 def _env(state: Path) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SHOPSTREAM_")} | {
-        "SHOPSTREAM_STATE_DIR": str(state),
-        "SHOPSTREAM_LAKE_ROOT": str(state / "lake"),
-        "COLUMNS": "200",
-    }
+    return clean_env(SHOPSTREAM_STATE_DIR=str(state), SHOPSTREAM_LAKE_ROOT=str(state / "lake"))
 
 
 def _settings(state: Path) -> Settings:
@@ -80,23 +79,7 @@ def lake_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _run(
     args: list[str], env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SHOPSTREAM, "lake", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def _one_error_line(result: subprocess.CompletedProcess[str], exit_code: int) -> str:
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+    return run_shopstream(["lake", *args], env, timeout=timeout)
 
 
 def _emails(stdout: str) -> set[str]:
@@ -147,24 +130,24 @@ def test_show_where_value_is_data_not_sql(lake_env: dict[str, str]) -> None:
     result = _run(["show", TABLE, "--where", "region=eu' OR '1'='1"], lake_env)
     assert result.returncode == 0, result.stderr
     assert _emails(result.stdout) == set()
-    line = _one_error_line(_run(["show", TABLE, "--where", "customer_id=1 OR 1=1"], lake_env), 2)
+    line = one_error_line(_run(["show", TABLE, "--where", "customer_id=1 OR 1=1"], lake_env), 2)
     assert "not a valid int64" in line
 
 
 def test_show_unknown_table_is_one_line(lake_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["show", "gold.nope"], lake_env), 1)
+    line = one_error_line(_run(["show", "gold.nope"], lake_env), 1)
     assert "unknown table 'gold.nope'" in line
     assert TABLE in line  # the known tables are listed
 
 
 def test_show_table_not_created_yet(lake_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["show", "silver.orders"], lake_env), 1)
+    line = one_error_line(_run(["show", "silver.orders"], lake_env), 1)
     assert "silver.orders" in line
     assert "the streams have not created it yet" in line
 
 
 def test_show_bad_where_is_one_line(lake_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["show", TABLE, "--where", "nope=1"], lake_env), 2)
+    line = one_error_line(_run(["show", TABLE, "--where", "nope=1"], lake_env), 2)
     assert "no such column" in line
 
 
@@ -172,14 +155,14 @@ def test_show_bad_where_is_one_line(lake_env: dict[str, str]) -> None:
 
 
 def test_vacuum_refuses_zero_hours_without_force(lake_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["vacuum", "--retain-hours", "0"], lake_env), 2)
+    line = one_error_line(_run(["vacuum", "--retain-hours", "0"], lake_env), 2)
     assert "168" in line
     assert "--force-unsafe" in line
 
 
 def test_vacuum_refuses_an_unsafe_default_too(lake_env: dict[str, str]) -> None:
     env = lake_env | {"SHOPSTREAM_LAKE_VACUUM_RETAIN_HOURS": "24"}
-    line = _one_error_line(_run(["vacuum", TABLE], env), 2)
+    line = one_error_line(_run(["vacuum", TABLE], env), 2)
     assert "SHOPSTREAM_LAKE_VACUUM_RETAIN_HOURS 24" in line
 
 
@@ -202,12 +185,12 @@ def test_vacuum_force_unsafe_refused_while_streams_run(
     lake_env: dict[str, str], running_streams: int
 ) -> None:
     result = _run(["vacuum", TABLE, "--retain-hours", "0", "--force-unsafe"], lake_env)
-    line = _one_error_line(result, 2)
+    line = one_error_line(result, 2)
     assert f"pid {running_streams}" in line
 
 
 def test_zorder_needs_one_table(lake_env: dict[str, str]) -> None:
-    line = _one_error_line(_run(["optimize", "--zorder-by", "email"], lake_env), 2)
+    line = one_error_line(_run(["optimize", "--zorder-by", "email"], lake_env), 2)
     assert "exactly one table" in line
 
 
@@ -252,7 +235,7 @@ def test_optimize_and_vacuum_of_a_running_querys_table_refuse_in_one_line(
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
         for args in (["optimize", TABLE], ["vacuum", TABLE]):
-            line = _one_error_line(_run(args, lake_env), 2)
+            line = one_error_line(_run(args, lake_env), 2)
             assert "running streaming query cdc" in line and f"pid {holder.pid}" in line, line
         # With no table named, the running query's tables are skipped, the rest maintained.
         everything = _run(["optimize"], lake_env)
