@@ -383,7 +383,9 @@ def _check_catalog_lake(spark: Any, settings: BatchSettings) -> None:
     if not spark.catalog.tableExists("silver.orders"):
         return
     # The metastore's record, not `describe detail` (which loads the Delta table: 5 s of a
-    # 10,000-order batch on a cold JVM).
+    # 10,000-order batch on a cold JVM). PySpark's public catalog API gives no location, and
+    # `describe table extended` goes through Delta's catalog too: hence the session's
+    # external catalog, read through the JVM.
     catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()
     registered = catalog.getTable("silver", "orders").location().toString()
     expected = lake.table_path(settings, "silver.orders")

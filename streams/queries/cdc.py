@@ -45,16 +45,6 @@ SILVER = (
 TOPICS = tuple(table.topic for table in SILVER)
 RECORD_COLUMNS = cdc.RECORD_COLUMNS
 QUARANTINE = "silver.cdc_quarantine"
-#: The gold tables a batch feeds (with QUARANTINE and SILVER's tables, what ``WRITES`` lists;
-#: tests/unit/streams/test_driver_writes.py holds the two to each other).
-GOLD = (
-    low_stock_alerts.TRANSITIONS,
-    low_stock_alerts.ALERTS,
-    low_stock_alerts.WATCH,
-    inventory_status.NAME,
-    sales_daily.NAME,
-    sales_order_lines.NAME,
-)
 #: Every table this query writes, and no other query does (the ground's one list).
 WRITES = writers.WRITES[NAME]
 
