@@ -6,7 +6,7 @@ driver, killed and restarted, builds silver and gold until they equal PostgreSQL
 PostgreSQL can answer. Before its last run, yesterday's catalogue changes in the middle of
 the day: one product is re-categorised and another's unit cost is raised, each between two
 of its orders (and the generator re-categorises and re-costs products now and then too). On
-that lake (a copy and a state folder per test), the real command runs the daily batch for
+that lake (a copy and a state folder of the module's), the real command runs the daily batch for
 yesterday:
 
 * dbt builds and tests the marts, the Great Expectations checkpoints pass, and reconciliation
