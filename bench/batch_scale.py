@@ -23,11 +23,15 @@ does a few hundred change rows/s), so the benchmark builds the batch's inputs di
    are measured from outside; per-step seconds come from ``audit.batch_runs`` and the
    slowest dbt nodes from dbt's ``run_results.json``. The first run of an invocation starts
    from an empty catalogue (no marts: dbt builds them over the whole history); later runs
-   re-run the same day with the marts in place (dbt's incremental path).
+   re-run the same day with the marts in place (dbt's incremental path). With ``--engine``
+   the bench first starts ``shopstream batch-engine`` on its state folder and each
+   ``shopstream batch`` sends its run there (the memory watched is then the engine's): what
+   a day costs when the batch's Spark stays warm between days.
 
     .venv/bin/python bench/batch_scale.py --orders 100000
     .venv/bin/python bench/batch_scale.py --orders 1000000 --setup-only
     .venv/bin/python bench/batch_scale.py --run-only --repeat 2 --json /tmp/batch.json
+    .venv/bin/python bench/batch_scale.py --run-only --repeat 3 --engine
 
 Needs the local stack's PostgreSQL (``shopstream up``). Progress goes to stderr, the result
 tables to stdout. Everything the benchmark writes stays under ``--workdir``; a new setup
@@ -44,6 +48,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -96,6 +101,8 @@ SPLIT_KEYS = {"customers": "customer_id", "orders": "order_id", "order_items": "
 MEASURES = SALES_DAILY_MEASURES
 RUN_ID = re.compile(r"\bbatch (\S+): ")
 MEMORY_POLL_S = 0.5
+#: A cold JVM, the metastore and the engine's imports on a busy 2-core machine.
+ENGINE_START_TIMEOUT_S = 300.0
 #: The quality step's line per suite (quality/batch_step.py): table, rows, passed/evaluated,
 #: seconds.
 SUITE_LINE = re.compile(r"(\S+): (\d+) rows, (\d+)/(\d+) expectations passed \(([\d.]+) s\)")
@@ -636,8 +643,12 @@ class MemoryWatch:
             self._thread.join(5)
 
 
-def run_batch(settings: Settings, day: date, log: Path) -> dict[str, Any]:
-    """One ``shopstream batch --date D``: wall time, exit code, peak memory, its run id."""
+def run_batch(
+    settings: Settings, day: date, log: Path, engine: subprocess.Popen[str] | None = None
+) -> dict[str, Any]:
+    """One ``shopstream batch --date D``: wall time, exit code, peak memory, its run id.
+    With a batch ``engine`` running, the command sends the run there: the memory watched is
+    the engine's."""
     command = [SHOPSTREAM, "batch", "--date", day.isoformat()]
     say(f"batch: {shlex.join(command)} (log {log})")
     started = time.monotonic()
@@ -654,7 +665,7 @@ def run_batch(settings: Settings, day: date, log: Path) -> dict[str, Any]:
             text=True,
             start_new_session=True,
         )
-        watch = MemoryWatch(proc.pid)
+        watch = MemoryWatch(engine.pid if engine is not None else proc.pid)
         watch.start()
         try:
             assert proc.stdout is not None
@@ -690,6 +701,56 @@ def run_batch(settings: Settings, day: date, log: Path) -> dict[str, Any]:
         "run_id": run_id,
         "quality_suites_s": suites,
     }
+
+
+@dataclass
+class Engine:
+    """A ``shopstream batch-engine`` started by the bench, and how long it took to be ready."""
+
+    process: subprocess.Popen[str]
+    start_s: float
+    log: Path
+
+    def stop(self) -> None:
+        """SIGTERM: the engine finishes its run (none by now) and stops its Spark."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+        say(f"batch engine stopped (exit {self.process.returncode}; log {self.log})")
+
+
+def start_engine(settings: Settings, log: Path) -> Engine:
+    """``shopstream batch-engine`` on the bench's state folder, once it says it is ready."""
+    command = [SHOPSTREAM, "batch-engine"]
+    say(f"batch engine: {shlex.join(command)} (log {log})")
+    started = time.monotonic()
+    out = log.open("w")
+    process = subprocess.Popen(
+        command,
+        env=batch_env(settings),
+        cwd=PROJECT_ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    out.close()
+    while "batch engine ready at" not in log.read_text(errors="replace"):
+        if process.poll() is not None:
+            raise fail(f"the batch engine exited with {process.returncode}; see {log}")
+        if time.monotonic() - started > ENGINE_START_TIMEOUT_S:
+            os.killpg(process.pid, signal.SIGKILL)
+            waited = f"{ENGINE_START_TIMEOUT_S:.0f} s"
+            raise fail(f"the batch engine was not ready in {waited}; see {log}")
+        time.sleep(0.2)
+    engine = Engine(process, round(time.monotonic() - started, 1), log)
+    say(f"batch engine ready in {engine.start_s:.1f} s")
+    return engine
 
 
 def step_rows(settings: Settings, run_id: str | None) -> list[dict[str, Any]]:
@@ -880,6 +941,11 @@ def main() -> None:
     parser.add_argument("--setup-only", action="store_true", help="build the inputs, no batch")
     parser.add_argument("--run-only", action="store_true", help="time the batch on the last setup")
     parser.add_argument("--repeat", type=positive, default=1, help="batch runs (default 1)")
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="start `shopstream batch-engine` first: every run is sent to its warm Spark",
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
     if args.setup_only and args.run_only:
@@ -937,30 +1003,15 @@ def main() -> None:
         day = date.fromisoformat(found["shape"]["day"])
         reset_batch_outputs(settings)
         (workdir / "runs").mkdir(parents=True, exist_ok=True)
-        for n in range(1, args.repeat + 1):
-            run = run_batch(settings, day, workdir / "runs" / f"batch-{n}.log")
-            rows = step_rows(settings, run["run_id"])
-            run |= {
-                "n": n,
-                "kind": "first build" if n == 1 else "re-run",
-                "steps": {
-                    str(r["step"]): {
-                        "status": r["status"],
-                        "duration_s": round(float(r["duration_s"]), 1),
-                        "rows": dict(r["row_counts"] or {}),
-                        "quality_score": r["quality_score"],
-                        "error": r["error"],
-                    }
-                    for r in rows
-                },
-                "dbt_nodes": slowest_dbt_nodes(settings.state_dir),
-                "dbt_kinds": dbt_time_by_kind(settings.state_dir),
-            }
-            results_path = settings.state_dir / "dbt" / "target" / "run_results.json"
-            if results_path.exists():
-                shutil.copy(results_path, workdir / "runs" / f"run_results-{n}.json")
-            say(f"batch run {n}: exit {run['exit_code']}, {run['wall_s']:.1f} s wall")
-            runs.append(run)
+        engine = start_engine(settings, workdir / "runs" / "engine.log") if args.engine else None
+        if engine is not None:
+            results["engine_start_s"] = engine.start_s
+        try:
+            for n in range(1, args.repeat + 1):
+                runs.append(one_run(settings, day, workdir, n, engine.process if engine else None))
+        finally:
+            if engine is not None:
+                engine.stop()
         results["runs"] = runs
         print_runs(found, runs)
     if args.json:
@@ -968,6 +1019,35 @@ def main() -> None:
         say(f"figures written to {args.json}")
     if any(r["exit_code"] != 0 for r in runs):
         raise SystemExit(1)
+
+
+def one_run(
+    settings: Settings, day: date, workdir: Path, n: int, engine: subprocess.Popen[str] | None
+) -> dict[str, Any]:
+    """Batch run number ``n`` and what it recorded."""
+    run = run_batch(settings, day, workdir / "runs" / f"batch-{n}.log", engine)
+    rows = step_rows(settings, run["run_id"])
+    run |= {
+        "n": n,
+        "kind": "first build" if n == 1 else "re-run",
+        "steps": {
+            str(r["step"]): {
+                "status": r["status"],
+                "duration_s": round(float(r["duration_s"]), 1),
+                "rows": dict(r["row_counts"] or {}),
+                "quality_score": r["quality_score"],
+                "error": r["error"],
+            }
+            for r in rows
+        },
+        "dbt_nodes": slowest_dbt_nodes(settings.state_dir),
+        "dbt_kinds": dbt_time_by_kind(settings.state_dir),
+    }
+    results_path = settings.state_dir / "dbt" / "target" / "run_results.json"
+    if results_path.exists():
+        shutil.copy(results_path, workdir / "runs" / f"run_results-{n}.json")
+    say(f"batch run {n}: exit {run['exit_code']}, {run['wall_s']:.1f} s wall")
+    return run
 
 
 if __name__ == "__main__":

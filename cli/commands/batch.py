@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import typer
 
 from cli.commands._say import say
+from cli.daily_batch.batch_engine_client import RunRequest, engine_url, run_on_engine, summaries
 from cli.daily_batch.step_names import parse_steps
 from shopstream.errors import ShopstreamError
 from shopstream.settings import get_settings
@@ -68,19 +69,49 @@ def register(root: typer.Typer) -> None:
         """Build the daily marts, check quality, reconcile stream = batch = source, notify."""
         dates = dates_from(day, first, last)
         chosen = parse_steps(steps)
-        # Lazy on purpose, and after the arguments are checked: the batch run loads pyspark,
-        # dbt and Great Expectations (seconds); every other `shopstream` command, and a
-        # mistake in this one's arguments, is answered without them.
-        from cli.daily_batch.orchestrate import run_batch
-
         settings = get_settings()
         span = str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
-        say(f"daily batch for {span}: {', '.join(chosen)}")
-        runs = run_batch(settings, dates, chosen, full_refresh=full_refresh, report=say)
-        failed = [r for r in runs if not r.ok]
-        for run in runs:
-            verdict = "ok" if run.ok else "FAILED"
-            say(f"{run.run_date}: {verdict} (run {run.run_id})")
+        request = RunRequest(tuple(dates), chosen, full_refresh)
+        url = engine_url(settings)
+        if url is not None:
+            say(f"daily batch for {span}: {', '.join(chosen)} (on the batch engine at {url})")
+            days = run_on_engine(url, request, report=say)
+        else:
+            # Lazy on purpose, and after the arguments are checked: the batch run loads
+            # pyspark, dbt and Great Expectations (seconds); every other `shopstream`
+            # command, a mistake in this one's arguments and a run sent to the batch engine
+            # are answered without them.
+            from cli.daily_batch.orchestrate import run_batch
+
+            say(f"daily batch for {span}: {', '.join(chosen)}")
+            days = summaries(
+                run_batch(settings, dates, chosen, full_refresh=full_refresh, report=say)
+            )
+        failed = [d for d in days if not d.ok]
+        for day_run in days:
+            verdict = "ok" if day_run.ok else "FAILED"
+            say(f"{day_run.run_date}: {verdict} (run {day_run.run_id})")
         if failed:
-            say(f"{len(failed)} of {len(runs)} dates failed; see audit.batch_runs")
+            say(f"{len(failed)} of {len(days)} dates failed; see audit.batch_runs")
             raise typer.Exit(1)
+
+    @root.command("batch-engine")
+    def batch_engine(
+        host: str | None = typer.Option(
+            None, "--host", help="Listen on this address (default: batch_engine_host, loopback)."
+        ),
+        port: int | None = typer.Option(
+            None, "--port", min=0, max=65535, help="...and port (default: any free one)."
+        ),
+    ) -> None:
+        """Keep the daily batch's Spark session warm and run every `shopstream batch` of this
+        state folder in it, until stopped (SIGTERM, Ctrl-C)."""
+        # Lazy on purpose: as the batch run above.
+        from cli.daily_batch.batch_engine import serve
+
+        settings = get_settings()
+        chosen = {"batch_engine_host": host, "batch_engine_port": port}
+        settings = settings.model_copy(update={k: v for k, v in chosen.items() if v is not None})
+        code = serve(settings, report=say)
+        if code:
+            raise typer.Exit(code)

@@ -237,17 +237,31 @@ def run_batch(
         report(f"starting Spark ({settings.spark_master}) with the batch catalog")
         spark = build_batch_spark(settings)
         try:
-            return [
-                run_day(
-                    spark,
-                    settings,
-                    day,
-                    steps,
-                    # A full refresh rebuilds every date at once: only the first needs it.
-                    full_refresh=full_refresh and index == 0,
-                    report=report,
-                )
-                for index, day in enumerate(dates)
-            ]
+            return run_days(spark, settings, dates, steps, full_refresh=full_refresh, report=report)
         finally:
             spark.stop()
+
+
+def run_days(
+    spark: SparkSession,
+    settings: Settings,
+    dates: Sequence[date],
+    steps: Sequence[str] = STEPS,
+    *,
+    full_refresh: bool = False,
+    report: Callable[[str], None] = print,
+) -> list[DayRun]:
+    """Run the batch for each date in order in ``spark`` (a batch session: the caller holds
+    the state folder's lock, ``exclusive``)."""
+    return [
+        run_day(
+            spark,
+            settings,
+            day,
+            steps,
+            # A full refresh rebuilds every date at once: only the first needs it.
+            full_refresh=full_refresh and index == 0,
+            report=report,
+        )
+        for index, day in enumerate(dates)
+    ]

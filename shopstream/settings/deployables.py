@@ -189,6 +189,15 @@ class BatchSettings(ShopDbSettings, SparkSettings, PrometheusSettings):
     #: what open alerts and incidents still need) and the engine's rejected records. Three
     #: months: long enough to look back over a quarter's incidents, short enough to bound them.
     retention_days: int = Field(default=90, ge=1)
+    #: The batch engine (`shopstream batch-engine`): a long-lived process that keeps the
+    #: batch's Spark session warm and runs each `shopstream batch` sent to it. It listens on
+    #: this address (port 0: any free port) and announces it in the state folder.
+    batch_engine_host: str = "127.0.0.1"
+    batch_engine_port: int = Field(default=0, ge=0, le=65535)
+    #: Send every `shopstream batch` to the engine at this URL (e.g. http://batch-engine:8790
+    #: in docker-compose). Empty: the engine serving this state folder if one runs, else the
+    #: run starts its own Spark.
+    batch_engine_url: str = ""
 
 
 class QualitySettings(ShopDbSettings, SparkSettings):
