@@ -156,6 +156,8 @@ def info() -> None:
   Daily batch     dbt marts + Great Expectations + reconciliation (stream = batch = source)
                   run it for yesterday, once the streams have caught up (a few minutes):
                     shopstream batch --date {yesterday}
+                  keep its Spark warm between days (a small day in a third of the time):
+                    shopstream batch-engine &     (then every `shopstream batch` runs in it)
                   marts:      shopstream lake show marts.agg_daily_sales -n 50
                   run record: shopstream lake show audit.batch_runs --order-by started_at --desc
                   reconciliation (the Kappa proof, key x measure):
