@@ -39,7 +39,12 @@ def register(root: typer.Typer) -> None:
     @root.command("generate")
     def generate(
         seed: int = typer.Option(
-            DEFAULT_SEED, "--seed", help="Random seed; the same seed on a fresh shop repeats a run."
+            DEFAULT_SEED,
+            "--seed",
+            help=(
+                "Random seed; the same seed on a fresh shop repeats a run (on a shop with "
+                "orders, the click events' ids are new each run)."
+            ),
         ),
         rate: float | None = typer.Option(
             None,

@@ -11,6 +11,7 @@ runs a window that ended at start-up as fast as the database takes it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -321,7 +322,11 @@ def run(
         result.sim_start = _dt(start_s)
         result.sim_end = _dt(end_s) if math.isfinite(end_s) else None
 
-        clicks = _open_clicks(settings, options, config, state) if options.clickstream else None
+        clicks = (
+            _open_clicks(settings, options, config, state, _last_order_id(conn))
+            if options.clickstream
+            else None
+        )
         try:
             _loop(
                 conn, settings, model, options, result, clicks, clock, end_s, started, on_progress
@@ -491,11 +496,36 @@ def _take_generator_lock(conn: psycopg.Connection[Any], settings: ProducerSettin
         )
 
 
+def _last_order_id(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("select coalesce(max(order_id), 0) from shop.orders").fetchone()
+    return int(row[0]) if row else 0
+
+
+def click_seed(seed: int, last_order_id: int) -> int:
+    """The clickstream's seed for a run that starts on a shop whose newest order is
+    ``last_order_id``. Pure.
+
+    On a shop with no order yet it is ``seed`` itself, so the same seed on a fresh shop
+    repeats a run. Later it is mixed with the shop's newest order: a demo started again with
+    its fixed seed would otherwise send the first run's event ids again for other events, and
+    silver would hold two events under one id (the batch's unique test on it fails the day).
+    """
+    if last_order_id == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:after-order:{last_order_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
 def _open_clicks(
-    settings: ProducerSettings, options: GenerateOptions, config: WorkloadConfig, state: Any
+    settings: ProducerSettings,
+    options: GenerateOptions,
+    config: WorkloadConfig,
+    state: Any,
+    last_order_id: int,
 ) -> _Clicks:
+    seed = click_seed(options.seed, last_order_id)
     simulator = ClickstreamSimulator(
-        options.seed,
+        seed,
         [p.product_id for p in state.products],
         options.bad_fraction,
         prices={p.product_id: p.unit_price for p in state.products},
@@ -504,7 +534,7 @@ def _open_clicks(
     return _Clicks(
         simulator=simulator,
         producer=producer,
-        rng=random.Random(f"{options.seed}:browsing"),
+        rng=random.Random(f"{seed}:browsing"),
         sessions_per_order=config.browsing_sessions_per_order,
         signed_in_share=config.signed_in_browsing_share,
     )
