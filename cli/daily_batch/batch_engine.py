@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: A run request is a few dates and step names; anything larger is not one.
 MAX_BODY_BYTES = 64 * 1024
+#: How long an engine that must stop waits for its last client to read the reason.
+ANSWER_GRACE_S = 10.0
 
 Report = Callable[[str], None]
 Runner = Callable[[RunRequest, Report], list[DaySummary]]
@@ -70,6 +72,8 @@ class _Job:
         self.request = request
         self.accepted_at = datetime.now(UTC)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        #: Set once the HTTP thread has sent the last event (or found the client gone).
+        self.answered = threading.Event()
 
 
 class EngineServer:
@@ -166,6 +170,8 @@ class EngineServer:
         self._busy.release()
         if not alive:
             self._stopping = True
+            # The process is about to exit: let the client read why first.
+            job.answered.wait(ANSWER_GRACE_S)
         return alive
 
 
@@ -236,6 +242,7 @@ def _handler(server: EngineServer) -> type[BaseHTTPRequestHandler]:
                     except OSError:  # the client went away; its run goes on and is recorded
                         writing = False
                 if "exit_code" in event:
+                    job.answered.set()
                     return
 
     return Handler
