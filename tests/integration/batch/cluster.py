@@ -1,8 +1,9 @@
-"""Spark's own servers for the tests that show the batch on a distributed engine: a Spark
-Thrift server (dbt's ``cluster`` target) and a standalone master with one worker (a
-``spark://`` master URL). Each is started from the pyspark package and the project's jars
-(``jvm/lib/spark``, as every shopstream session has them), waited for, and stopped with its
-whole process group. When one cannot start, the test fails with its log, never skips.
+"""Spark's own servers for the test that shows the batch on a distributed engine: a
+standalone master with one worker (a ``spark://`` master URL) and a Spark Thrift server
+(dbt's ``cluster`` target) whose executors run on that worker. Each is started from the
+pyspark package and the project's jars (``jvm/lib/spark``, as every shopstream session has
+them), waited for, and stopped with its whole process group. When one cannot start, the test
+fails with its log, never skips.
 
 The Thrift server's class (``spark-hive-thriftserver``) ships with pyspark 4.2 itself
 (``pyspark/jars/spark-hive-thriftserver_2.13-4.2.0.jar``, the same version as the rest of
@@ -28,6 +29,8 @@ from shopstream.lake.spark import catalog_config, spark_jars
 from shopstream.settings import Settings
 
 SPARK_HOME = Path(pyspark.__file__).parent
+#: The Thrift server's application name, as the master registers it.
+THRIFT_APP = "shopstream-thrift-test"
 #: JVM start, metastore schema and Thrift service on a busy 2-core machine.
 START_TIMEOUT_S = 600.0
 
@@ -85,9 +88,10 @@ def _wait(
         time.sleep(2)
 
 
-def thrift_server_command(settings: Settings, port: int) -> list[str]:
-    """spark-submit for a Spark Thrift server on 127.0.0.1:``port`` with the batch session's
-    Delta support and persistent catalog (``settings``' metastore and lake)."""
+def thrift_server_command(settings: Settings, port: int, master: str) -> list[str]:
+    """spark-submit for a Spark Thrift server on 127.0.0.1:``port``, its executors from
+    ``master``, with the batch session's Delta support and persistent catalog (``settings``'
+    metastore and lake)."""
     jars = spark_jars(settings.jvm_lib_dir)
     options = {
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -105,9 +109,9 @@ def thrift_server_command(settings: Settings, port: int) -> list[str]:
         "--class",
         "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
         "--master",
-        "local[2]",
+        master,
         "--name",
-        "shopstream-thrift-test",
+        THRIFT_APP,
         "--driver-memory",
         "1g",
         "--jars",
@@ -132,10 +136,10 @@ def thrift_server_command(settings: Settings, port: int) -> list[str]:
 
 
 @contextmanager
-def thrift_server(settings: Settings, log: Path) -> Iterator[int]:
-    """A Spark Thrift server for ``settings``; yields its port."""
+def thrift_server(settings: Settings, master: str, log: Path) -> Iterator[int]:
+    """A Spark Thrift server for ``settings`` on the cluster at ``master``; yields its port."""
     port = free_port()
-    process = _start(thrift_server_command(settings, port), log, {})
+    process = _start(thrift_server_command(settings, port, master), log, {})
     try:
         _wait("the Spark Thrift server", process, log, lambda: _listening(port))
         yield port
@@ -145,13 +149,19 @@ def thrift_server(settings: Settings, log: Path) -> Iterator[int]:
 
 @contextmanager
 def standalone_cluster(work: Path) -> Iterator[str]:
-    """A standalone master and one worker (1 core, 1.5 GB) on 127.0.0.1; yields the master's
-    URL once the worker has registered. ``work`` gets their logs and the worker's work dir
-    (one ``app-*`` folder per application it ran executors for)."""
+    """A standalone master and one worker (2 cores, 2.5 GB) on 127.0.0.1; yields the master's
+    URL once the worker has registered. Each application gets one core (the master's
+    ``spark.deploy.defaultCores``), so two run side by side: the Thrift server and a batch.
+    ``work`` gets their logs (``master.log`` names each application's id) and the worker's
+    work dir (one ``app-<id>`` folder per application it ran executors for)."""
     port, ui, worker_ui = free_port(), free_port(), free_port()
     url = f"spark://127.0.0.1:{port}"
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
-    env = {"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(work)}
+    env = {
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(work),
+        "SPARK_MASTER_OPTS": "-Dspark.deploy.defaultCores=1",
+    }
     master_log, worker_log = work / "master.log", work / "worker.log"
     master = _start(
         [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
@@ -163,7 +173,7 @@ def standalone_cluster(work: Path) -> Iterator[str]:
         _wait("the Spark master", master, master_log, lambda: _listening(port))
         worker = _start(
             [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-             "--cores", "1", "--memory", "1536m", "--webui-port", str(worker_ui),
+             "--cores", "2", "--memory", "2560m", "--webui-port", str(worker_ui),
              "--work-dir", str(work / "worker")],
             worker_log, env,
         )  # fmt: skip
@@ -178,3 +188,24 @@ def standalone_cluster(work: Path) -> Iterator[str]:
         if worker is not None:
             _stop(worker)
         _stop(master)
+
+
+def application_ids(work: Path) -> dict[str, list[str]]:
+    """The ids the master of ``standalone_cluster(work)`` gave each application, by name
+    ("Registered app shopstream-batch with ID app-20261205221500-0001")."""
+    found: dict[str, list[str]] = {}
+    for line in _tail(work / "master.log", 10_000_000).splitlines():
+        _, sep, rest = line.partition("Registered app ")
+        if sep and " with ID " in rest:
+            name, app_id = rest.rsplit(" with ID ", 1)
+            found.setdefault(name.strip(), []).append(app_id.strip())
+    return found
+
+
+def executor_tasks(work: Path, app_id: str) -> int:
+    """How many tasks the worker's executors of application ``app_id`` started (their
+    stderr logs "Running task 0.0 in stage 3.0 (TID 3)")."""
+    return sum(
+        log.read_text(errors="replace").count("Running task ")
+        for log in (work / "worker" / app_id).glob("*/stderr")
+    )
