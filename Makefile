@@ -199,6 +199,10 @@ test: ## Install, start the test stack, run the whole suite
 	@# tests that need no running service, on two workers (pytest-xdist, one Spark session
 	@# each), a whole file to a worker: a module's fixture (test_dbt_project's three dbt
 	@# builds, a Spark lake) runs once, not once on each worker.
+	@# Then [s3], after [rest] and still beside [stack] (which takes longer): the s3a lake
+	@# needs a Spark session of its own (jars are fixed at a session's start), so a pytest
+	@# process of its own; it needs no stack either (moto on 127.0.0.1). `make test-s3` runs
+	@# the same alone.
 	@# The stack it started is stopped at the end, pass, fail or interrupt, also when it did
 	@# not come up whole (about 1.5 GB otherwise); pytest's exit 5 (no test collected) fails.
 	@set +e; \
@@ -208,13 +212,12 @@ test: ## Install, start the test stack, run the whole suite
 	  | sed -u 's/^/[stack] /'; } & stack=$$!; \
 	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile -m 'not stack and not s3' \
 	  tests/unit tests/integration $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[rest] /'; rest=$$?; \
+	$(TEST_ENV) $(BIN)/pytest -m s3 $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[s3] /'; s3=$$?; \
 	wait $$stack; stack=$$?; \
-	for rc in $$stack $$rest; do \
+	for rc in $$stack $$rest $$s3; do \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	done; \
-	if [ $$stack -ne 0 ]; then exit $$stack; fi; exit $$rest
-	@# The s3a lake needs its own Spark session (jars are fixed at session start): a second run.
-	@$(MAKE) --no-print-directory test-s3
+	for rc in $$stack $$rest; do if [ $$rc -ne 0 ]; then exit $$rc; fi; done; exit $$s3
 
 .PHONY: test-unit
 test-unit: install ## Only the unit tests: no service, two workers (at most 2 minutes here)
