@@ -506,8 +506,17 @@ def test_a_killed_postgresql_pages_and_its_replication_slot_survives(live: Live)
 
 
 def test_a_stopped_connect_pages_when_the_slot_holds_too_much_wal(live: Live) -> None:
-    held = slot(live.settings)
-    assert held is not None and held[0], f"the slot {SLOT} is not in use: {held}"
+    # Debezium attaches to its slot again by itself after a fault (PostgreSQL killed just
+    # before, say), and its task can report RUNNING before it has: wait for it to hold it.
+    seen: list[tuple[bool, int] | None] = [None]
+
+    def in_use() -> bool:
+        seen[0] = slot(live.settings)
+        return seen[0] is not None and seen[0][0]
+
+    wait(f"the slot {SLOT} in use", in_use, 120, why=lambda: f"(last seen: {seen[0]})")
+    held = seen[0]
+    assert held is not None
     # What an attached Debezium keeps varies (a few KiB caught up, MiBs just after a fault);
     # the lowered threshold sits a fixed margin above it.
     threshold = held[1] + SLOT_WAL_MARGIN_BYTES
