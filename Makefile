@@ -195,7 +195,8 @@ test: ## Install, start the test stack, run the whole suite
 	@# Two pytest processes side by side. [stack]: the integration tests that use the shared
 	@# stack (marked `stack` by tests/integration/conftest.py) stop, kill and fill its parts,
 	@# so they run in turn; they spend much of their time waiting (for Prometheus and
-	@# Alertmanager, Kafka, a driver's restart). [rest]: the unit tests and the integration
+	@# Alertmanager, Kafka, a driver's restart), so their CPU-bound daily batches run last,
+	@# when [rest] has ended (CPU_BOUND_LAST there). [rest]: the unit tests and the integration
 	@# tests that need no running service, on two workers (pytest-xdist, one Spark session
 	@# each), a whole file to a worker: a module's fixture (test_dbt_project's three dbt
 	@# builds, a Spark lake) runs once, not once on each worker.
