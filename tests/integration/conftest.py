@@ -42,13 +42,15 @@ from tests.integration.oracle import expected_transitions
 from tests.integration.pipeline import AlertOracle, Pipeline, run_pipeline
 
 #: Modules that start no part of the shared stack (a lake in a temporary folder, their own
-#: Spark and Thrift servers). Every other integration test is marked ``stack``: those stop,
-#: kill and fill the stack's parts, so `make test` runs them one at a time in one pytest
-#: process, and everything else (``-m "not stack"``: the unit tests and these) beside it.
+#: Spark and Thrift servers, their own batch engine). Every other integration test is marked
+#: ``stack``: those stop, kill and fill the stack's parts, so `make test` runs them one at a
+#: time in one pytest process, and everything else (``-m "not stack"``: the unit tests and
+#: these) beside it.
 STACK_FREE = frozenset(
     {
         Path(__file__).parent / "batch" / "test_dbt_project.py",
         Path(__file__).parent / "batch" / "test_cluster.py",
+        Path(__file__).parent / "batch" / "test_batch_engine.py",
     }
 )
 
