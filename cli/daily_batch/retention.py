@@ -22,8 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from alerts import retention as alerts_retention
 from alerts.ops_db import connect, ensure_ops_database
-from quality import retention as quality_retention
-from quality.context import quality_dir
 from shopstream.settings import Settings
 from shopstream.step_result import StepResult
 
@@ -42,6 +40,11 @@ def run(
     report: Callable[[str], None] = print,
 ) -> StepResult:
     """Prune every store the batch and the alerts keep records in; counts what went."""
+    # Lazy, as the orchestration's import of the quality step: Great Expectations takes
+    # seconds to import, and a `--steps dbt` or `--steps reconcile` run never needs it.
+    from quality import retention as quality_retention
+    from quality.context import quality_dir
+
     started = time.monotonic()
     before = horizon(now or datetime.now(UTC), settings.retention_days)
     removed = {"quality.validation_results": quality_retention.prune(quality_dir(settings), before)}

@@ -74,3 +74,23 @@ def test_cli_mistakes_are_one_line_and_exit_2(args: list[str], message: str) -> 
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+def test_the_orchestration_loads_great_expectations_only_for_the_steps_that_use_it(
+    tmp_path: Path,
+) -> None:
+    # Seconds of imports that a `--steps dbt` run must not pay (run_day and the retention
+    # step import it when they run). A script, not `python -c`: pyspark takes a main module
+    # without a file for its own doctests.
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import sys\n"
+        "import cli.daily_batch.orchestrate\n"
+        "heavy = ('great_expectations', 'dbt')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(probe)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
