@@ -221,7 +221,7 @@ test: ## Install, start the test stack, run the whole suite
 	for rc in $$stack $$rest; do if [ $$rc -ne 0 ]; then exit $$rc; fi; done; exit $$s3
 
 .PHONY: test-unit
-test-unit: install ## Only the unit tests: no service, two workers (at most 2 minutes here)
+test-unit: install airflow ## Only the unit tests: no service, two workers (at most 2 minutes here)
 	$(call say,running the unit tests (no service needed))
 	@set +e; $(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile tests/unit $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no unit tests" >&2; exit 1; fi; \
