@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli.commands.batch import dates_from
-from cli.daily_batch.orchestrate import exclusive
+from cli.daily_batch.orchestrate import exclusive, open_day_warning
 from cli.daily_batch.step_names import parse_steps
 from shopstream.errors import ShopstreamError
 from shopstream.settings import Settings
@@ -94,3 +94,12 @@ def test_the_orchestration_loads_great_expectations_only_for_the_steps_that_use_
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
+
+
+def test_a_day_that_has_not_ended_gets_a_note_and_a_closed_day_none() -> None:
+    today = date(2026, 12, 6)
+    assert open_day_warning(date(2026, 12, 5), today) is None
+    for day in (today, date(2026, 12, 7)):
+        note = open_day_warning(day, today)
+        assert note is not None and f"{day.isoformat()} has not ended (UTC)" in note
+        assert "--date yesterday" in note
