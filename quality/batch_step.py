@@ -27,6 +27,7 @@ from quality.scores import score_frame, write_scores
 from quality.source_counts import source_counts
 from quality.suite import LIVE_SLACK, SourceCounts, TableSuite
 from quality.suites import SUITES
+from shopstream.days import is_closed, utc_today
 from shopstream.lake import tables as lake
 from shopstream.settings import QualitySettings
 from shopstream.step_result import StepResult
@@ -38,7 +39,7 @@ QUOTED_FAILURES = 3
 
 def slack_for(suite: TableSuite, run_date: date, today: date) -> float:
     """No slack for a closed day; ``LIVE_SLACK`` for today and for current-state tables."""
-    return 0.0 if suite.scope == "day" and run_date < today else LIVE_SLACK
+    return 0.0 if suite.scope == "day" and is_closed(run_date, today) else LIVE_SLACK
 
 
 def _first_line(exc: Exception) -> str:
@@ -74,7 +75,7 @@ def check(
     that could not be read, PostgreSQL down) that fail the step whatever the checks say.
     """
     started = time.monotonic()
-    today = today or datetime.now(UTC).date()
+    today = today or utc_today()
     errors = list(problems)
     root = quality_dir(settings)
     context = open_context(root)

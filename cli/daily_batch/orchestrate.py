@@ -35,6 +35,7 @@ from batch import dbt_step, metrics, record
 from batch import reconcile_step as reconcile
 from cli.daily_batch import retention, summary
 from cli.daily_batch.step_names import STEPS
+from shopstream.days import is_closed, utc_today
 from shopstream.errors import ShopstreamError
 from shopstream.lake import tables as lake
 from shopstream.lake.spark import build_batch_spark
@@ -103,7 +104,7 @@ def open_day_warning(run_date: date, today: date) -> str | None:
     silver before its lines. The steps then report differences that a run after midnight
     does not.
     """
-    if run_date < today:
+    if is_closed(run_date, today):
         return None
     return (
         f"note: {run_date.isoformat()} has not ended (UTC): its orders still arrive while the "
@@ -129,7 +130,7 @@ def run_day(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     day = DayRun(run_date, f"{run_date.isoformat()}-{stamp}-{uuid.uuid4().hex[:6]}")
     report(f"batch {day.run_id}: {', '.join(steps)}")
-    warning = open_day_warning(run_date, datetime.now(UTC).date())
+    warning = open_day_warning(run_date, utc_today())
     if warning is not None:
         report(warning)
     recorded: list[record.StepRow] = []
