@@ -19,7 +19,6 @@ The protocol (HTTP/1.0 and JSON, on the engine's host and port):
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -30,10 +29,13 @@ import httpx
 
 from cli.daily_batch.step_names import STEPS, parse_steps
 from shopstream.errors import ShopstreamError
+from shopstream.pidfiles import pid_alive
 from shopstream.settings import BatchSettings
 
 #: In the state folder's run directory: the engine's URL and pid while it serves.
 ADDRESS_FILE = "batch-engine.json"
+#: In an engine's command line (`shopstream batch-engine`): tells it from a reused pid.
+ENGINE_MARKER = "batch-engine"
 #: How long the client waits to connect; a run itself may take as long as it takes.
 CONNECT_TIMEOUT_S = 5.0
 
@@ -107,18 +109,6 @@ def address_file(settings: BatchSettings) -> Path:
     return settings.run_dir / ADDRESS_FILE
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 def engine_url(settings: BatchSettings) -> str | None:
     """The engine this run goes to: ``batch_engine_url`` if set, else the one serving this
     state folder (its address file names a live process), else None (run in this process)."""
@@ -128,8 +118,10 @@ def engine_url(settings: BatchSettings) -> str | None:
         data = json.loads(address_file(settings).read_text())
     except (FileNotFoundError, ValueError):
         return None
-    # A killed engine leaves its file behind; its pid tells.
-    if not isinstance(data, dict) or not _alive(data.get("pid")):
+    # A killed engine leaves its file behind; its pid tells (and a pid since reused by
+    # another program is not an engine: its command line says so).
+    pid = data.get("pid") if isinstance(data, dict) else None
+    if not isinstance(pid, int) or not pid_alive(pid, ENGINE_MARKER):
         return None
     url = data.get("url")
     return url if isinstance(url, str) and url else None

@@ -181,11 +181,11 @@ def test_an_engine_that_does_not_answer_is_one_clear_error() -> None:
 
 
 def test_shopstream_batch_sends_its_run_to_the_engine_of_its_state_folder(
-    served: Served, tmp_path: Path
+    served: Served, tmp_path: Path, engine_pid: int
 ) -> None:
     settings = Settings(state_dir=tmp_path)
     settings.run_dir.mkdir(parents=True)
-    address_file(settings).write_text(json.dumps({"url": served.server.url, "pid": os.getpid()}))
+    address_file(settings).write_text(json.dumps({"url": served.server.url, "pid": engine_pid}))
     env = clean_env(SHOPSTREAM_STATE_DIR=str(tmp_path))
     args = [SHOPSTREAM, "batch", "--date", D.isoformat(), "--steps", "reconcile,dbt"]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)

@@ -62,12 +62,15 @@ def _announce(settings: Settings, pid: int, url: str = "http://127.0.0.1:1234") 
 
 
 def test_the_engine_serving_this_state_folder_is_found_by_its_address_file(
-    tmp_path: Path,
+    tmp_path: Path, engine_pid: int
 ) -> None:
     settings = Settings(state_dir=tmp_path)
     assert engine_url(settings) is None  # none announced: the run starts its own Spark
-    _announce(settings, pid=os.getpid())
+    _announce(settings, pid=engine_pid)
     assert engine_url(settings) == "http://127.0.0.1:1234"
+    # The pid of a live process that is no engine (a pid reused after the engine was killed).
+    _announce(settings, pid=os.getpid())
+    assert engine_url(settings) is None
 
 
 def test_a_dead_engines_address_file_is_ignored(tmp_path: Path) -> None:
