@@ -134,8 +134,19 @@ class EngineServer:
                     return 1
             return 0
         finally:
+            self._refuse_waiting()
             self.httpd.shutdown()
             self.httpd.server_close()
+
+    def _refuse_waiting(self) -> None:
+        """Answer a run accepted just before the stop and never started (its client would
+        otherwise wait on a connection that only closes with the process)."""
+        try:
+            job = self._jobs.get_nowait()
+        except queue.Empty:
+            return
+        job.events.put({"exit_code": 1, "error": "the engine stopped before it ran this batch"})
+        job.answered.wait(ANSWER_GRACE_S)
 
     def _run(self, job: _Job, runner: Runner, report: Report) -> bool:
         """One job; False when the engine must stop (its session is gone)."""

@@ -175,6 +175,21 @@ def test_an_engine_whose_spark_is_gone_answers_the_run_then_stops(served: Served
     assert served.exit_code == [1]
 
 
+def test_a_run_accepted_just_before_a_stop_is_answered_not_left_waiting() -> None:
+    server = EngineServer("127.0.0.1", 0)
+    job = server.submit(RunRequest((D,)))
+    assert job is not None
+    server.stop()  # SIGTERM between the acceptance and the run loop taking the job
+    job.answered.set()  # no HTTP client here: nothing to wait for
+    runner = Runner()
+    assert server.serve(runner, [].append) == 0
+    assert runner.finished == [] and not runner.started.is_set()
+    assert job.events.get_nowait() == {
+        "exit_code": 1,
+        "error": "the engine stopped before it ran this batch",
+    }
+
+
 def test_an_engine_that_does_not_answer_is_one_clear_error() -> None:
     with pytest.raises(ShopstreamError, match="did not answer or stopped during the run"):
         run_on_engine("http://127.0.0.1:9", RunRequest((D,)), connect_timeout_s=1)
