@@ -47,6 +47,27 @@ TEST_ENV := SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test \
 	SHOPSTREAM_ALERTS_HTTP_PORT=19402 \
 	$(TEST_MONITORING) \
 	$(TEST_JVM)
+# The live monitoring module kills Kafka and PostgreSQL and stops Connect, which every other
+# stack test needs; it mostly waits (for Prometheus's rules and Alertmanager's grouping), so
+# `make test` runs it beside them on a stack of its own: the same settings, its own state
+# folder and ports (the later assignment of a variable wins).
+TEST_ENV_MONITORING := $(TEST_ENV) \
+	SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test-monitoring \
+	SHOPSTREAM_PG_PORT=55452 \
+	SHOPSTREAM_OPS_PG_PORT=55453 \
+	SHOPSTREAM_KAFKA_PORT=19192 \
+	SHOPSTREAM_KAFKA_CONTROLLER_PORT=19193 \
+	SHOPSTREAM_CONNECT_PORT=18183 \
+	SHOPSTREAM_CONNECT_METRICS_PORT=19504 \
+	SHOPSTREAM_KAFKA_METRICS_PORT=19505 \
+	SHOPSTREAM_ALERTS_ENGINE_METRICS_PORT=19503 \
+	SHOPSTREAM_PROMETHEUS_PORT=19190 \
+	SHOPSTREAM_PUSHGATEWAY_PORT=19191 \
+	SHOPSTREAM_ALERTMANAGER_PORT=19195 \
+	SHOPSTREAM_POSTGRES_EXPORTER_PORT=19287 \
+	SHOPSTREAM_STREAMS_METRICS_PORT=19501 \
+	SHOPSTREAM_ALERTS_HTTP_PORT=19502
+MONITORING_TESTS := tests/integration/monitoring
 
 .PHONY: help
 help: ## Show the targets
@@ -196,38 +217,45 @@ lint: python ## ruff and mypy
 .PHONY: test
 test: ## Install, start the test stack, run the whole suite
 	@$(call install_with,python jars install-s3 airflow browser)
-	$(call say,starting a fresh test stack (state in .state-test))
+	$(call say,starting fresh test stacks (state in .state-test and .state-test-monitoring))
 	@# Fresh every run: the integration tests replay the whole Kafka log, and a log kept
 	@# from earlier runs would make them slower each time (and differ from CI's clean clone).
 	@$(TEST_ENV) $(BIN)/shopstream reset --yes
+	@$(TEST_ENV_MONITORING) $(BIN)/shopstream reset --yes
 	$(call say,then the stack's tests one at a time [stack] beside everything else [rest])
-	@# Two pytest processes side by side. [stack]: the integration tests that use the shared
+	@# Three pytest processes side by side. [stack]: the integration tests that use the shared
 	@# stack (marked `stack` by tests/integration/conftest.py) stop, kill and fill its parts,
-	@# so they run in turn; they spend much of their time waiting (for Prometheus and
-	@# Alertmanager, Kafka, a driver's restart), so their CPU-bound daily batches run last,
-	@# when [rest] has ended (CPU_BOUND_LAST there). [rest]: the unit tests and the integration
-	@# tests that need no running service, on two workers (pytest-xdist, one Spark session
-	@# each), a whole file to a worker: a module's fixture (test_dbt_project's three dbt
-	@# builds, a Spark lake) runs once, not once on each worker.
+	@# so they run in turn; they spend much of their time waiting (Kafka, a driver's restart),
+	@# so their CPU-bound daily batches run last, when [rest] has ended (CPU_BOUND_LAST
+	@# there). [monitoring]: the live monitoring module, which kills the stack's parts, on
+	@# its own stack (TEST_ENV_MONITORING; its `stack` fixture starts it). [rest]: the unit
+	@# tests and the integration tests that need no running service, on two workers
+	@# (pytest-xdist, one Spark session each), a whole file to a worker: a module's fixture
+	@# (test_dbt_project's three dbt builds, a Spark lake) runs once, not once on each worker.
 	@# Then [s3], after [rest] and still beside [stack] (which takes longer): the s3a lake
 	@# needs a Spark session of its own (jars are fixed at a session's start), so a pytest
 	@# process of its own; it needs no stack either (moto on 127.0.0.1). `make test-s3` runs
 	@# the same alone.
-	@# The stack it started is stopped at the end, pass, fail or interrupt, also when it did
-	@# not come up whole (about 1.5 GB otherwise); pytest's exit 5 (no test collected) fails.
+	@# The stacks it started are stopped at the end, pass, fail or interrupt, also when they
+	@# did not come up whole (about 1.5 GB each otherwise); pytest's exit 5 (no test
+	@# collected) fails.
 	@set +e; \
-	trap '$(TEST_ENV) $(BIN)/shopstream down >/dev/null' EXIT; \
+	trap '$(TEST_ENV) $(BIN)/shopstream down >/dev/null; \
+	  $(TEST_ENV_MONITORING) $(BIN)/shopstream down >/dev/null' EXIT; \
 	$(TEST_ENV) $(BIN)/shopstream up || exit $$?; \
-	{ $(TEST_ENV) $(BIN)/pytest tests/integration -m 'stack and not s3' $(PYTEST_ARGS) 2>&1 \
-	  | sed -u 's/^/[stack] /'; } & stack=$$!; \
+	{ $(TEST_ENV) $(BIN)/pytest tests/integration --ignore=$(MONITORING_TESTS) \
+	  -m 'stack and not s3' $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[stack] /'; } & stack=$$!; \
+	{ $(TEST_ENV_MONITORING) $(BIN)/pytest $(MONITORING_TESTS) -m 'stack and not s3' \
+	  $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[monitoring] /'; } & monitoring=$$!; \
 	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile -m 'not stack and not s3' \
 	  tests/unit tests/integration $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[rest] /'; rest=$$?; \
 	$(TEST_ENV) $(BIN)/pytest -m s3 $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[s3] /'; s3=$$?; \
-	wait $$stack; stack=$$?; \
-	for rc in $$stack $$rest $$s3; do \
+	wait $$stack; stack=$$?; wait $$monitoring; monitoring=$$?; \
+	for rc in $$stack $$monitoring $$rest $$s3; do \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
 	done; \
-	for rc in $$stack $$rest; do if [ $$rc -ne 0 ]; then exit $$rc; fi; done; exit $$s3
+	for rc in $$stack $$monitoring $$rest; do if [ $$rc -ne 0 ]; then exit $$rc; fi; done; \
+	exit $$s3
 
 .PHONY: test-unit
 test-unit: install airflow ## Only the unit tests: no service, two workers (at most 2 minutes here)
