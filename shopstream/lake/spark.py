@@ -191,6 +191,9 @@ def catalog_config(settings: SparkSettings) -> dict[str, str]:
     }
 
 
-def build_batch_spark(settings: SparkSettings, app_name: str = "shopstream-batch") -> SparkSession:
-    """The Spark session for one batch process (Delta, the lake, the persistent catalog)."""
-    return build_spark(settings, app_name, extra_config=catalog_config(settings))
+def build_batch_spark(
+    settings: SparkSettings, app_name: str = "shopstream-batch", *, codegen: bool = True
+) -> SparkSession:
+    """The Spark session for one batch process (Delta, the lake, the persistent catalog);
+    ``codegen`` as in ``build_spark`` (the batch's setting ``batch_codegen``)."""
+    return build_spark(settings, app_name, extra_config=catalog_config(settings), codegen=codegen)

@@ -62,7 +62,7 @@ class StreamsSettings(
     streams_bronze_trigger_s: float = Field(default=30.0, ge=0)
     #: Spark code generation in the streaming driver. Off: Spark's only work per batch is
     #: reading Kafka and handing the records to Arrow, too little to repay compiling code.
-    #: The daily batch always keeps it.
+    #: The daily batch keeps it (batch_codegen).
     streams_codegen: bool = False
     #: Upper bound of Kafka records one micro-batch reads (per query): a replay from the
     #: earliest offsets proceeds in bounded steps instead of one enormous batch.
@@ -184,6 +184,11 @@ class BatchSettings(ShopDbSettings, SparkSettings, PrometheusSettings):
     #: run need not: four of them cost 10-25 s a run (docs/BENCHMARKS.md). Data tests run
     #: either way.
     dbt_unit_tests: bool = False
+    #: Spark's code generation in the batch's session. On: a day of thousands of orders repays
+    #: compiling each query's code. Off (interpreted), for days of a few dozen rows such as
+    #: the tests' literal lakes, where compiling costs more than it saves: `make test` turns
+    #: it off (16 % less CPU on the batch engine's test, docs/BENCHMARKS.md).
+    batch_codegen: bool = True
     #: The daily batch's retention step drops what is older than this many days: Great
     #: Expectations' validation results and Data Docs pages, the alert delivery log (except
     #: what open alerts and incidents still need) and the engine's rejected records. Three

@@ -393,7 +393,9 @@ def main(out: Path) -> None:
 
     settings = Settings()
     _write_silver(settings)
-    spark = build_batch_spark(settings, app_name="shopstream-dbt-test")
+    spark = build_batch_spark(
+        settings, app_name="shopstream-dbt-test", codegen=settings.batch_codegen
+    )
     lines: list[str] = []
     try:
         _refresh_gold(settings, 0)
