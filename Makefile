@@ -237,7 +237,10 @@ test: ## Install, start the test stack, run the whole suite
 	@# its own stack (TEST_ENV_MONITORING; its `stack` fixture starts it). [rest]: the unit
 	@# tests and the integration tests that need no running service, on two workers
 	@# (pytest-xdist, one Spark session each), a whole file to a worker: a module's fixture
-	@# (test_dbt_project's three dbt builds, a Spark lake) runs once, not once on each worker.
+	@# (test_dbt_project's three dbt builds, a Spark lake) runs once, not once on each worker;
+	@# the integration files first, in their order (xdist would put files with few tests
+	@# last), so that the long ones (dbt, the cluster, the batch engine) start side by side
+	@# and the short unit files fill in around them.
 	@# Then [s3], after [rest] and still beside [stack] (which takes longer): the s3a lake
 	@# needs a Spark session of its own (jars are fixed at a session's start), so a pytest
 	@# process of its own; it needs no stack either (moto on 127.0.0.1). `make test-s3` runs
@@ -248,8 +251,9 @@ test: ## Install, start the test stack, run the whole suite
 	@set +e; \
 	trap '$(TEST_ENV) $(BIN)/shopstream down >/dev/null; \
 	  $(TEST_ENV_MONITORING) $(BIN)/shopstream down >/dev/null' EXIT; \
-	{ $(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile -m 'not stack and not s3' \
-	  tests/unit tests/integration $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[rest] /'; rest=$$?; \
+	{ $(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder \
+	  -m 'not stack and not s3' tests/integration tests/unit $(PYTEST_ARGS) 2>&1 \
+	  | sed -u 's/^/[rest] /'; rest=$$?; \
 	  $(TEST_ENV) $(BIN)/pytest -m s3 $(PYTEST_ARGS) 2>&1 | sed -u 's/^/[s3] /'; s3=$$?; \
 	  exit $$(( rest == 5 || s3 == 5 ? 5 : rest ? rest : s3 )); } & rest=$$!; \
 	$(TEST_ENV) $(BIN)/shopstream up; up=$$?; if [ $$up -ne 0 ]; then wait $$rest; exit $$up; fi; \

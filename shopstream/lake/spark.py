@@ -98,6 +98,18 @@ def s3a_options(settings: SparkSettings) -> dict[str, str]:
     return options
 
 
+def codegen_config(codegen: bool) -> dict[str, str]:
+    """The options that turn Spark's code generation off (none when ``codegen``)."""
+    if codegen:
+        return {}
+    return {
+        "spark.sql.codegen.wholeStage": "false",
+        # Internal, but the switch Spark's own tests use: interpreted projections and
+        # predicates instead of generated ones.
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    }
+
+
 def build_spark(
     settings: SparkSettings,
     app_name: str = "shopstream",
@@ -145,13 +157,8 @@ def build_spark(
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
-    if not codegen:
-        builder = builder.config("spark.sql.codegen.wholeStage", "false").config(
-            # Internal, but the switch Spark's own tests use: interpreted projections and
-            # predicates instead of generated ones.
-            "spark.sql.codegen.factoryMode",
-            "NO_CODEGEN",
-        )
+    for key, value in codegen_config(codegen).items():
+        builder = builder.config(key, value)
     if is_s3a(settings):
         for key, value in s3a_options(settings).items():
             builder = builder.config(key, value)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from shopstream.lake.spark import catalog_config, spark_jars
+from shopstream.lake.spark import catalog_config, codegen_config, spark_jars
 from shopstream.settings import Settings
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -103,6 +103,8 @@ def thrift_server_command(settings: Settings, port: int, master: str) -> list[st
         "spark.driver.host": "127.0.0.1",
         "spark.ui.enabled": "false",
         **catalog_config(settings),
+        # dbt's statements run here, so the batch's setting applies here.
+        **codegen_config(settings.batch_codegen),
     }
     command = [
         str(SPARK_HOME / "bin" / "spark-submit"),

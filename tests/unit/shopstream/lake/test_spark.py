@@ -35,3 +35,11 @@ def test_the_batch_session_gets_the_catalogue_and_the_codegen_asked_for(
 def test_the_batch_keeps_code_generation_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHOPSTREAM_BATCH_CODEGEN", raising=False)  # `make test` sets it
     assert Settings().batch_codegen is True
+
+
+def test_code_generation_is_turned_off_by_both_switches_or_left_alone() -> None:
+    assert lake_spark.codegen_config(True) == {}
+    assert lake_spark.codegen_config(False) == {
+        "spark.sql.codegen.wholeStage": "false",
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    }
