@@ -25,6 +25,7 @@ One deliverer runs at a time (a PostgreSQL advisory lock); a second one stands b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -521,6 +522,31 @@ def _try_lock(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+def _unlock(conn: psycopg.Connection) -> None:
+    conn.execute("select pg_advisory_unlock(hashtext(%s))", (_LOCK_NAME,))
+
+
+def _deliver_locked(deliverer: Deliverer, conn: psycopg.Connection) -> DeliverySummary:
+    """``deliver_pending``'s pass, with the delivery lock held on ``conn``."""
+    summary = DeliverySummary()
+    deliverer.check_pipeline(conn, summary)
+    while deliverer.route_new(conn, summary):
+        pass
+    while deliverer.route_monitoring(conn, summary):
+        pass
+    while True:
+        deliverer.send_due(conn, summary)
+        wait = deliverer.next_retry_in()
+        if wait is None:
+            break
+        time.sleep(wait)
+    row = conn.execute(
+        "select count(*) from alerting.deliveries where status = 'pending'"
+    ).fetchone()
+    summary.pending = row[0] if row else 0
+    return summary
+
+
 def check_config(settings: AlertsSettings) -> None:
     """Raise ShopstreamError (one line, exit code 2) when the delivery settings are wrong.
 
@@ -540,23 +566,14 @@ def deliver_pending(settings: AlertsSettings) -> DeliverySummary:
                     "another deliverer holds the delivery lock (is `shopstream alerts run`"
                     " running?); stop it or let it deliver"
                 )
-            summary = DeliverySummary()
-            deliverer.check_pipeline(conn, summary)
-            while deliverer.route_new(conn, summary):
-                pass
-            while deliverer.route_monitoring(conn, summary):
-                pass
-            while True:
-                deliverer.send_due(conn, summary)
-                wait = deliverer.next_retry_in()
-                if wait is None:
-                    break
-                time.sleep(wait)
-            row = conn.execute(
-                "select count(*) from alerting.deliveries where status = 'pending'"
-            ).fetchone()
-            summary.pending = row[0] if row else 0
-            return summary
+            try:
+                return _deliver_locked(deliverer, conn)
+            finally:
+                # Released here, not by closing the connection: the server ends a closed
+                # session's backend (and frees its locks) a moment later, and a pass right
+                # after this one found the lock still held (a busy CI run).
+                with contextlib.suppress(psycopg.Error):
+                    _unlock(conn)
     except psycopg.OperationalError as exc:
         raise ShopstreamError(f"alert delivery lost the ops database: {exc}".strip()) from exc
     finally:
