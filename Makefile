@@ -31,6 +31,10 @@ TEST_JVM := JAVA_TOOL_OPTIONS="-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize
 # The tests' daily batches run on lakes of a few dozen to a few thousand rows: Spark's code
 # generation costs more there than it saves (16 % less CPU on the batch engine's test).
 TEST_BATCH := SHOPSTREAM_BATCH_CODEGEN=false
+# No test of the shared stack waits on Prometheus (the monitoring module has its own stack),
+# and every scrape of Kafka's and Connect's JMX exporters costs CPU the tests need: scrape it
+# every 30 s.
+TEST_SCRAPE := SHOPSTREAM_MONITORING_SCRAPE_INTERVAL_S=30
 # The test suite runs against its own stack (state folder and ports), so it never disturbs
 # a running demo and a demo never leaks into test results.
 TEST_ENV := SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test \
@@ -49,12 +53,13 @@ TEST_ENV := SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test \
 	SHOPSTREAM_STREAMS_METRICS_PORT=19401 \
 	SHOPSTREAM_ALERTS_HTTP_PORT=19402 \
 	$(TEST_JVM) \
-	$(TEST_BATCH)
+	$(TEST_BATCH) \
+	$(TEST_SCRAPE)
 # The live monitoring module kills Kafka and PostgreSQL and stops Connect, which every other
 # stack test needs; it mostly waits (for Prometheus's rules and Alertmanager's grouping), so
 # `make test` runs it beside them on a stack of its own: the same settings, its own state
 # folder and ports (the later assignment of a variable wins), and the shorter waits above
-# (only this module waits on Prometheus; the other stack scrapes at the default 5 s).
+# (only this module waits on Prometheus; the other stack scrapes every 30 s).
 TEST_ENV_MONITORING := $(TEST_ENV) \
 	$(TEST_MONITORING) \
 	SHOPSTREAM_STATE_DIR=$(CURDIR)/.state-test-monitoring \

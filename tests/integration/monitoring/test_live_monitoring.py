@@ -157,7 +157,8 @@ class Live:
                 "silver to equal PostgreSQL",
                 equal,
                 RECOVER_TIMEOUT_S,
-                every_s=2,
+                # Each check reads the whole lake and the shop: not too often, the cores are few.
+                every_s=4,
                 why=lambda: "; ".join(problems),
             )
             return time.monotonic() - since[0]
