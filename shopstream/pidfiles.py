@@ -7,6 +7,7 @@ runs) reads them here, so it needs no stack manager.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psutil
@@ -35,14 +36,25 @@ def read_pid(pidfile: Path) -> int | None:
         return None
 
 
+#: How long a live process may show an empty command line before it counts as not ours. One
+#: caught mid-exec shows none (the java launcher can exec itself again): a Kafka broker just
+#: restarted was taken for dead ("kafka exited while starting") while it came up.
+EMPTY_CMDLINE_GRACE_S = 1.0
+
+
 def pid_alive(pid: int | None, marker: str) -> bool:
     """True if ``pid`` runs and its command line contains ``marker`` (not a recycled pid)."""
     if not pid:
         return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
+    deadline = time.monotonic() + EMPTY_CMDLINE_GRACE_S
+    while True:
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            cmdline = proc.cmdline()
+        except psutil.Error:
             return False
-        return marker in " ".join(proc.cmdline())
-    except psutil.Error:
-        return False
+        if cmdline or time.monotonic() > deadline:
+            return marker in " ".join(cmdline)
+        time.sleep(0.05)
