@@ -268,9 +268,7 @@ class BatchEngine:
 
     def start(self, report: Report) -> None:
         report(f"starting Spark ({self.settings.spark_master}) with the batch catalog")
-        self.spark = build_batch_spark(
-            self.settings, app_name="shopstream-batch-engine", codegen=self.settings.batch_codegen
-        )
+        self.spark = build_batch_spark(self.settings, app_name="shopstream-batch-engine")
         # Lazy in the orchestration (a `--steps dbt` run never pays for it); an engine
         # imports it once, now, instead of in its first run.
         from quality import batch_step  # noqa: F401

@@ -256,7 +256,7 @@ def run_batch(
     """Run the batch for each date in order, in one Spark session; one DayRun per date."""
     with exclusive(settings):
         report(f"starting Spark ({settings.spark_master}) with the batch catalog")
-        spark = build_batch_spark(settings, codegen=settings.batch_codegen)
+        spark = build_batch_spark(settings)
         try:
             return run_days(spark, settings, dates, steps, full_refresh=full_refresh, report=report)
         finally:

@@ -25,7 +25,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from shopstream.errors import ShopstreamError
-from shopstream.settings import SparkSettings
+from shopstream.settings import BatchSettings, SparkSettings
 
 #: The FAIR scheduler's pools, one per layer; ``streams.step_timings.step`` picks the pool.
 SCHEDULER_POOLS = Path(__file__).with_name("fairscheduler.xml")
@@ -198,9 +198,9 @@ def catalog_config(settings: SparkSettings) -> dict[str, str]:
     }
 
 
-def build_batch_spark(
-    settings: SparkSettings, app_name: str = "shopstream-batch", *, codegen: bool = True
-) -> SparkSession:
-    """The Spark session for one batch process (Delta, the lake, the persistent catalog);
-    ``codegen`` as in ``build_spark`` (the batch's setting ``batch_codegen``)."""
-    return build_spark(settings, app_name, extra_config=catalog_config(settings), codegen=codegen)
+def build_batch_spark(settings: BatchSettings, app_name: str = "shopstream-batch") -> SparkSession:
+    """The Spark session for one batch process (Delta, the lake, the persistent catalog),
+    with code generation as the batch's setting ``batch_codegen`` says."""
+    return build_spark(
+        settings, app_name, extra_config=catalog_config(settings), codegen=settings.batch_codegen
+    )

@@ -393,9 +393,7 @@ def main(out: Path) -> None:
 
     settings = Settings()
     _write_silver(settings)
-    spark = build_batch_spark(
-        settings, app_name="shopstream-dbt-test", codegen=settings.batch_codegen
-    )
+    spark = build_batch_spark(settings, app_name="shopstream-dbt-test")
     lines: list[str] = []
     try:
         _refresh_gold(settings, 0)

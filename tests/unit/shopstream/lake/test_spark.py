@@ -12,7 +12,7 @@ from shopstream.settings import Settings
 
 
 @pytest.mark.parametrize("codegen", [True, False])
-def test_the_batch_session_gets_the_catalogue_and_the_codegen_asked_for(
+def test_the_batch_session_gets_the_catalogue_and_the_codegen_its_setting_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codegen: bool
 ) -> None:
     built: dict[str, Any] = {}
@@ -24,7 +24,7 @@ def test_the_batch_session_gets_the_catalogue_and_the_codegen_asked_for(
     monkeypatch.setattr(lake_spark, "build_spark", fake_build_spark)
     settings = Settings(state_dir=tmp_path, batch_codegen=codegen)
 
-    session = lake_spark.build_batch_spark(settings, codegen=settings.batch_codegen)
+    session = lake_spark.build_batch_spark(settings)
 
     assert session == "session"
     assert built["codegen"] is codegen
